@@ -1,0 +1,42 @@
+"""The one entry point for tests, lint, typing and benchmarks (``nox -l`` lists them)."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["tests"]
+nox.options.reuse_existing_virtualenvs = True
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The whole test suite, against the real services on this machine."""
+    session.install("-e", ".[all,test]")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff check and format check."""
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", "src", "tests", "benchmarks", "examples", "noxfile.py")
+    session.run("ruff", "format", "--check", "src", "tests", "benchmarks", "examples")
+
+
+@nox.session
+def typing(session: nox.Session) -> None:
+    """mypy --strict over the package and typing_tests/."""
+    session.install("-e", ".[all]", "mypy>=1.10", "django-stubs>=5", "types-redis")
+    session.run("mypy")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks; writes nothing, prints Markdown tables for docs/benchmarks.md.
+
+    ``nox -s bench -- core`` runs one benchmark module (benchmarks/bench_core.py).
+    """
+    session.install("-e", ".[all,test]")
+    names = session.posargs or ["core"]
+    for name in names:
+        session.run("python", f"benchmarks/bench_{name}.py")

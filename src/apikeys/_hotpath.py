@@ -1,0 +1,125 @@
+"""Per-process state that keeps verification cheap and its cost bounded.
+
+- :class:`VerifiedCache`: after a secret is proven against a stored hash, remember
+  an HMAC of the secret (under a random per-process key) beside that hash. The
+  next verification of the same key compares digests in constant time instead of
+  running Argon2. The store is still read on every verification: the cache only
+  answers "does this secret match this stored hash?", never "is the key valid?".
+- :class:`FailureThrottle`: failed secrets per key id, in a sliding window.
+- :class:`HashSlots`: a cap on concurrent slow-hash computations.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import threading
+import time
+from collections import deque
+from typing import Literal
+
+Match = Literal["match", "mismatch", "unknown"]
+
+
+class VerifiedCache:
+    """Bounded map ``key id → (stored hash, HMAC of the verified secret)``."""
+
+    def __init__(self, maxsize: int = 10_000) -> None:
+        self._maxsize = maxsize
+        self._entries: dict[str, tuple[str, bytes]] = {}
+        self._lock = threading.Lock()
+        self._key = secrets.token_bytes(32)
+
+    def digest(self, secret: str) -> bytes:
+        return hmac.new(self._key, secret.encode(), hashlib.sha256).digest()
+
+    def check(self, key_id: str, stored_hash: str, digest: bytes) -> Match:
+        """``match``/``mismatch`` when an entry for this very stored hash exists,
+        else ``unknown`` (the slow hash must decide)."""
+        entry = self._entries.get(key_id)
+        if entry is None or not hmac.compare_digest(entry[0], stored_hash):
+            return "unknown"
+        return "match" if hmac.compare_digest(entry[1], digest) else "mismatch"
+
+    def remember(self, key_id: str, stored_hash: str, digest: bytes) -> None:
+        if self._maxsize <= 0:
+            return
+        with self._lock:
+            self._entries.pop(key_id, None)
+            while len(self._entries) >= self._maxsize:
+                del self._entries[next(iter(self._entries))]
+            self._entries[key_id] = (stored_hash, digest)
+
+    def forget(self, key_id: str) -> None:
+        with self._lock:
+            self._entries.pop(key_id, None)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+class FailureThrottle:
+    """Counts failed secrets per key id over a sliding ``window`` (seconds).
+
+    After ``limit`` failures inside the window, further *cold* checks for that id
+    (those that would need the slow hash) are refused until the oldest failure
+    leaves the window; a holder whose secret this process already verified still
+    gets through on the cached digest. Memory is bounded by ``max_tracked`` ids.
+    """
+
+    def __init__(self, limit: int = 10, window: float = 60.0, max_tracked: int = 10_000) -> None:
+        self.limit = limit
+        self.window = window
+        self._max_tracked = max_tracked
+        self._failures: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def retry_after(self, key_id: str, now: float | None = None) -> float:
+        """Seconds until a cold check of ``key_id`` is allowed again (0 if now)."""
+        if self.limit <= 0:
+            return 0.0
+        failures = self._failures.get(key_id)
+        if failures is None or len(failures) < self.limit:
+            return 0.0
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            while failures and failures[0] <= now - self.window:
+                failures.popleft()
+            if len(failures) < self.limit:
+                return 0.0
+            return failures[0] + self.window - now
+
+    def record_failure(self, key_id: str, now: float | None = None) -> None:
+        if self.limit <= 0:
+            return
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            failures = self._failures.pop(key_id, None)
+            if failures is None:
+                failures = deque(maxlen=self.limit)
+                while len(self._failures) >= self._max_tracked:
+                    del self._failures[next(iter(self._failures))]
+            failures.append(now)
+            self._failures[key_id] = failures
+
+    def clear(self, key_id: str) -> None:
+        with self._lock:
+            self._failures.pop(key_id, None)
+
+
+class HashSlots:
+    """At most ``capacity`` slow hashes at once; a caller waits at most ``timeout``."""
+
+    def __init__(self, capacity: int, timeout: float) -> None:
+        self.capacity = capacity
+        self.timeout = timeout
+        self._semaphore = threading.BoundedSemaphore(capacity)
+
+    def try_acquire(self, *, block: bool = True) -> bool:
+        if block and self.timeout > 0:
+            return self._semaphore.acquire(timeout=self.timeout)
+        return self._semaphore.acquire(blocking=False)
+
+    def release(self) -> None:
+        self._semaphore.release()

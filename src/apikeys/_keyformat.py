@@ -1,0 +1,149 @@
+"""The key format: generate, parse and checksum. Pure, no I/O.
+
+A key is ``<prefix>_<key id><secret><checksum>``::
+
+    acme_live_3kf93JdlQ0aZVb8x2LqZ0pR7tYw4nE1mK9sD6fH3jG5cN0aB1cXyZ1q2W3e4
+    └─prefix─┘└──key id (16)─┘└────────── secret (32) ──────────┘└crc(6)┘
+
+- prefix: lower-case letters and digits, segments joined by ``_`` (at most 32 chars).
+- key id: 16 base62 characters (~95 bits), public; the store's primary key.
+- secret: 32 base62 characters (~190 bits) from :mod:`secrets`.
+- checksum: CRC32 of everything before it (prefix, ``_``, id and secret), as 6
+  base62 characters, left-padded with ``0``.
+
+The part after the last ``_`` (the *body*) is always 54 base62 characters, so a
+key is easy to find in text and to describe to secret scanners.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import zlib
+from typing import Final
+
+from apikeys.errors import AuthenticationError, InvalidArgument
+
+ALPHABET: Final = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+KEY_ID_LENGTH: Final = 16
+SECRET_LENGTH: Final = 32
+CHECKSUM_LENGTH: Final = 6
+BODY_LENGTH: Final = KEY_ID_LENGTH + SECRET_LENGTH + CHECKSUM_LENGTH
+MAX_PREFIX_LENGTH: Final = 32
+MAX_KEY_LENGTH: Final = MAX_PREFIX_LENGTH + 1 + BODY_LENGTH
+
+PREFIX_PATTERN: Final = r"[a-z0-9]+(?:_[a-z0-9]+)*"
+_PREFIX_RE: Final = re.compile(PREFIX_PATTERN)
+_BODY_RE: Final = re.compile(f"[0-9A-Za-z]{{{BODY_LENGTH}}}")
+_KEY_ID_RE: Final = re.compile(f"[0-9A-Za-z]{{{KEY_ID_LENGTH}}}")
+
+
+def validate_prefix(prefix: str) -> str:
+    """Return ``prefix`` unchanged if it is a valid key prefix.
+
+    Raises:
+        InvalidArgument: not lower-case letters/digits in ``_``-joined segments, or
+            longer than 32 characters.
+    """
+    if (
+        not isinstance(prefix, str)
+        or len(prefix) > MAX_PREFIX_LENGTH
+        or not _PREFIX_RE.fullmatch(prefix)
+    ):
+        raise InvalidArgument(
+            f"invalid key prefix {prefix!r}: use lower-case letters and digits, "
+            f"segments joined by '_', at most {MAX_PREFIX_LENGTH} characters"
+        )
+    return prefix
+
+
+def is_key_id(value: object) -> bool:
+    """Whether ``value`` has the shape of a key id (16 base62 characters)."""
+    return isinstance(value, str) and _KEY_ID_RE.fullmatch(value) is not None
+
+
+def checksum(text: str) -> str:
+    """CRC32 of ``text`` (ASCII) as 6 base62 characters."""
+    value = zlib.crc32(text.encode("ascii"))
+    digits = ["0"] * CHECKSUM_LENGTH
+    for i in range(CHECKSUM_LENGTH - 1, -1, -1):
+        value, digit = divmod(value, 62)
+        digits[i] = ALPHABET[digit]
+    return "".join(digits)
+
+
+def random_base62(length: int) -> str:
+    """``length`` characters drawn uniformly from the base62 alphabet by :mod:`secrets`."""
+    return "".join(secrets.choice(ALPHABET) for _ in range(length))
+
+
+def new_key_id() -> str:
+    """A fresh random key id."""
+    return random_base62(KEY_ID_LENGTH)
+
+
+def format_key(prefix: str, key_id: str, secret: str) -> str:
+    """Assemble a full key from its parts, adding the checksum."""
+    head = f"{prefix}_{key_id}{secret}"
+    return head + checksum(head)
+
+
+class ParsedKey:
+    """A syntactically valid key split into its parts.
+
+    The secret is held but never shown by ``repr``/``str``.
+    """
+
+    __slots__ = ("key_id", "prefix", "secret")
+
+    def __init__(self, prefix: str, key_id: str, secret: str) -> None:
+        self.prefix = prefix
+        self.key_id = key_id
+        self.secret = secret
+
+    def __repr__(self) -> str:
+        return f"ParsedKey(prefix={self.prefix!r}, key_id={self.key_id!r}, secret=<hidden>)"
+
+    __str__ = __repr__
+
+
+def generate(prefix: str, key_id: str | None = None) -> tuple[ParsedKey, str]:
+    """Make a new key with ``prefix``.
+
+    Returns:
+        The parsed parts and the full plaintext key.
+    """
+    parts = ParsedKey(prefix, key_id or new_key_id(), random_base62(SECRET_LENGTH))
+    return parts, format_key(parts.prefix, parts.key_id, parts.secret)
+
+
+def parse(raw: object, prefixes: frozenset[str]) -> ParsedKey:
+    """Parse ``raw`` as a key with one of ``prefixes``.
+
+    Total and bounded: any input costs at most one pass over 87 characters.
+
+    Raises:
+        AuthenticationError: ``code="malformed"`` for anything that is not a
+            well-formed key with an accepted prefix and a correct checksum.
+    """
+    if not isinstance(raw, str) or len(raw) > MAX_KEY_LENGTH:
+        raise AuthenticationError("malformed")
+    prefix, sep, body = raw.rpartition("_")
+    if (
+        not sep
+        or prefix not in prefixes
+        or len(body) != BODY_LENGTH
+        or _BODY_RE.fullmatch(body) is None
+        or checksum(raw[:-CHECKSUM_LENGTH]) != body[-CHECKSUM_LENGTH:]
+    ):
+        raise AuthenticationError("malformed")
+    return ParsedKey(prefix, body[:KEY_ID_LENGTH], body[KEY_ID_LENGTH:-CHECKSUM_LENGTH])
+
+
+def key_regex(prefixes: frozenset[str] | list[str] | tuple[str, ...]) -> str:
+    """A regular expression (Python/RE2/PCRE compatible) matching keys of ``prefixes``.
+
+    Word boundaries keep it from matching inside longer tokens.
+    """
+    alternatives = "|".join(re.escape(p) for p in sorted(prefixes, key=lambda p: (-len(p), p)))
+    return rf"\b(?:{alternatives})_[0-9A-Za-z]{{{BODY_LENGTH}}}\b"

@@ -1,0 +1,116 @@
+"""Shared fixtures: real services, each test session in its own fresh database.
+
+A service-backed test skips with a reason when its server is absent, except under
+CI (``CI=true``), where an absent server fails the test instead.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+from apikeys import KeyManager
+from apikeys.hashing import Argon2Hasher
+from apikeys.storage import MemoryStore
+from apikeys.testing import ManualClock
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+PG_HOST, PG_PORT = "127.0.0.1", 5432
+MARIADB_HOST, MARIADB_PORT = "127.0.0.1", 3306
+REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+def require_service(name: str, host: str, port: int) -> None:
+    """Skip (locally) or fail (under CI) when a server is not listening."""
+    if _reachable(host, port):
+        return
+    message = f"{name} is not reachable on {host}:{port}"
+    if IN_CI:
+        pytest.fail(message + " (under CI a missing service is a failure)")
+    pytest.skip(message)
+
+
+def _unique_name() -> str:
+    return f"apikeys_t{os.getpid()}_{secrets.token_hex(4)}"
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A SQLAlchemy URL (psycopg 3) of a fresh PostgreSQL database, dropped afterwards."""
+    require_service("PostgreSQL", PG_HOST, PG_PORT)
+    import psycopg
+
+    name = _unique_name()
+    admin = f"host={PG_HOST} port={PG_PORT} user=postgres dbname=test"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql+psycopg://postgres@{PG_HOST}:{PG_PORT}/{name}"
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def mariadb_url() -> Iterator[str]:
+    """A SQLAlchemy URL (PyMySQL) of a fresh MariaDB database, dropped afterwards."""
+    require_service("MariaDB", MARIADB_HOST, MARIADB_PORT)
+    import pymysql
+
+    name = _unique_name()
+    conn = pymysql.connect(host=MARIADB_HOST, port=MARIADB_PORT, user="root", password="")
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+    finally:
+        conn.close()
+    try:
+        yield f"mysql+pymysql://root@{MARIADB_HOST}:{MARIADB_PORT}/{name}"
+    finally:
+        conn = pymysql.connect(host=MARIADB_HOST, port=MARIADB_PORT, user="root", password="")
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        finally:
+            conn.close()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The URL of the Redis server (use :func:`redis_namespace` to keep keys apart)."""
+    require_service("Redis", REDIS_HOST, REDIS_PORT)
+    return f"redis://{REDIS_HOST}:{REDIS_PORT}/0"
+
+
+@pytest.fixture
+def redis_namespace() -> str:
+    """A key prefix unique to one test, so parallel runs never share counters."""
+    return f"apikeys-test:{secrets.token_hex(6)}:"
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def fast_hasher() -> Argon2Hasher:
+    return Argon2Hasher.for_tests()
+
+
+@pytest.fixture
+def manager(clock: ManualClock, fast_hasher: Argon2Hasher) -> KeyManager:
+    """A KeyManager on a MemoryStore with a cheap hasher and a manual clock."""
+    return KeyManager(MemoryStore(), prefix="acme", hasher=fast_hasher, clock=clock)
