@@ -3,7 +3,8 @@
 ::
 
     APIKeyError                      never raised itself
-    ├── AuthenticationError    401   code: malformed | not_found | invalid_secret
+    ├── AuthenticationError    401   code: missing (adapters: no key sent)
+    │                                      | malformed | not_found | invalid_secret
     │                                      | revoked | expired | disabled
     ├── PermissionDenied       403
     │   ├── InsufficientScope  403   code: insufficient_scope (.missing)
@@ -53,12 +54,13 @@ __all__ = [
 ]
 
 AuthenticationFailure = Literal[
-    "malformed", "not_found", "invalid_secret", "revoked", "expired", "disabled"
+    "missing", "malformed", "not_found", "invalid_secret", "revoked", "expired", "disabled"
 ]
 """The ``code`` values of :class:`AuthenticationError`."""
 
 _UNPROVEN_MESSAGE = "Invalid API key."
 _AUTH_MESSAGES: dict[str, str] = {
+    "missing": "An API key is required.",
     "malformed": _UNPROVEN_MESSAGE,
     "not_found": _UNPROVEN_MESSAGE,
     "invalid_secret": _UNPROVEN_MESSAGE,
@@ -98,7 +100,8 @@ class AuthenticationError(APIKeyError):
 
     ``code`` says why: ``malformed``, ``not_found`` or ``invalid_secret`` before the
     secret is proven (all with the same message), then ``revoked``, ``expired`` or
-    ``disabled`` once it is.
+    ``disabled`` once it is. Web adapters also raise ``missing`` for a request
+    that carries no key at all.
     """
 
     status: ClassVar[int] = 401

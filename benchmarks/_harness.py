@@ -1,0 +1,78 @@
+"""A tiny timing harness shared by the benchmark scripts (no dependencies).
+
+Run each benchmark as a script; it prints Markdown for ``docs/benchmarks.md``.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Result:
+    name: str
+    n: int
+    median_ns: float
+    p99_ns: float
+
+    @property
+    def per_second(self) -> float:
+        return 1e9 / self.median_ns if self.median_ns else float("inf")
+
+
+def measure(name: str, fn: Callable[[], object], *, n: int = 10_000, warmup: int = 100,
+            batch: int = 1) -> Result:
+    """Time ``fn`` ``n`` times (after ``warmup`` calls); each sample is the mean of
+    ``batch`` back-to-back calls, which steadies sub-microsecond timings."""
+    for _ in range(warmup):
+        fn()
+    samples = []
+    clock = time.perf_counter_ns
+    for _ in range(n):
+        start = clock()
+        for _ in range(batch):
+            fn()
+        samples.append((clock() - start) / batch)
+    samples.sort()
+    p99 = samples[min(len(samples) - 1, int(len(samples) * 0.99))]
+    return Result(name, n, statistics.median(samples), p99)
+
+
+def fmt_ns(ns: float) -> str:
+    if ns < 1_000:
+        return f"{ns:.0f} ns"
+    if ns < 1_000_000:
+        return f"{ns / 1_000:.2f} µs"
+    return f"{ns / 1_000_000:.2f} ms"
+
+
+def machine() -> str:
+    return (
+        f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()} "
+        f"{platform.release()}, Python {platform.python_version()}"
+    )
+
+
+def table(title: str, results: Sequence[Result], *, command: str | None = None) -> str:
+    """A Markdown section: title, machine, command, then one row per result."""
+    lines = [
+        f"### {title}",
+        "",
+        f"Machine: {machine()}  ",
+        f"Command: `{command or 'python ' + ' '.join(sys.argv)}`",
+        "",
+        "| case | samples | median | p99 | ops/s (median) |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r.name} | {r.n} | {fmt_ns(r.median_ns)} | {fmt_ns(r.p99_ns)} | "
+            f"{r.per_second:,.0f} |"
+        )
+    return "\n".join(lines) + "\n"

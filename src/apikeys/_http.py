@@ -1,0 +1,199 @@
+"""What every web adapter shares, framework-free: taking the key from a request,
+finding the client address, and turning errors into RFC 9457 problem responses.
+
+Adapters pass plain values in (header values, peer address) and get plain values
+out (status, headers, JSON body), so FastAPI, Flask and Django answer alike.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from apikeys._policy import IPNetwork
+from apikeys.errors import (
+    APIKeyError,
+    AuthenticationError,
+    ConfigurationError,
+    InsufficientScope,
+    RateLimited,
+)
+
+logger = logging.getLogger("apikeys")
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+
+_TITLES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    409: "Conflict",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+
+
+@dataclass(frozen=True)
+class HTTPSettings:
+    """How adapters find a key and the client address in a request.
+
+    Attributes:
+        authorization_header: Carries ``Bearer <key>`` (``None`` to disable).
+        api_key_header: Carries the bare key (``None`` to disable).
+        query_param: A query parameter carrying the key; ``None`` (the default)
+            disables it. Keys in URLs end up in logs and browser history: avoid.
+        trusted_proxies: Addresses/networks of reverse proxies whose
+            ``X-Forwarded-For`` is believed. Empty (the default): the header is
+            ignored and the connection's peer is the client.
+        realm: The ``realm`` of ``WWW-Authenticate`` challenges.
+    """
+
+    authorization_header: str | None = "Authorization"
+    api_key_header: str | None = "X-API-Key"
+    query_param: str | None = None
+    trusted_proxies: Sequence[str] = ()
+    realm: str = "api"
+    _networks: tuple[IPNetwork, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.authorization_header is None and self.api_key_header is None and (
+            self.query_param is None
+        ):
+            raise ConfigurationError("enable at least one place to read the key from")
+        try:
+            networks = tuple(
+                ipaddress.ip_network(p, strict=False) for p in self.trusted_proxies
+            )
+        except ValueError as exc:
+            raise ConfigurationError(f"invalid trusted proxy: {exc}") from exc
+        object.__setattr__(self, "_networks", networks)
+        if '"' in self.realm or "\\" in self.realm:
+            raise ConfigurationError("realm must not contain quotes or backslashes")
+
+    def extract_key(
+        self,
+        authorization: Sequence[str],
+        api_key: Sequence[str],
+        query: Sequence[str] = (),
+    ) -> str:
+        """The one key a request carries.
+
+        Args:
+            authorization: Every value of the authorization header (one entry per
+                header line; a WSGI server may have joined repeats with ``,``).
+            api_key: Every value of the api-key header.
+            query: Every value of the query parameter (when enabled).
+
+        Raises:
+            AuthenticationError: ``missing`` when there is no credential;
+                ``malformed`` when there is more than one (RFC 6750 §2: one method
+                per request — even if one of them is valid), or a non-Bearer scheme
+                in the authorization header.
+        """
+        found = [
+            (is_authorization, part)
+            for is_authorization, values in (
+                (True, authorization if self.authorization_header is not None else ()),
+                (False, api_key if self.api_key_header is not None else ()),
+                (False, query if self.query_param is not None else ()),
+            )
+            for value in values
+            for part in _split_values(value)
+        ]
+        if not found:
+            raise AuthenticationError("missing")
+        if len(found) > 1:
+            logger.info("apikeys: request carried %d credentials; refused", len(found))
+            raise AuthenticationError("malformed")
+        is_authorization, raw = found[0]
+        if is_authorization:
+            scheme, _, raw = raw.partition(" ")
+            if scheme.lower() != "bearer":
+                raise AuthenticationError("malformed")
+        return raw.strip()
+
+    def client_ip(self, peer: str | None, forwarded_for: Sequence[str] = ()) -> str | None:
+        """The client address: the peer, unless the peer is a trusted proxy, in
+        which case ``X-Forwarded-For`` is walked from the right past trusted proxies.
+
+        Args:
+            peer: The connection's remote address.
+            forwarded_for: Every ``X-Forwarded-For`` value, in header order.
+        """
+        if not self._networks or peer is None or not self._trusted(peer):
+            return peer
+        hops = [hop.strip() for value in forwarded_for for hop in value.split(",")]
+        client = peer
+        for hop in reversed([h for h in hops if h]):
+            client = hop
+            if not self._trusted(hop):
+                break
+        return client
+
+    def _trusted(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip.version == net.version and ip in net for net in self._networks)
+
+    def challenge(self, error: APIKeyError | None = None) -> str:
+        """The ``WWW-Authenticate`` value for a 401 or a scope 403."""
+        parts = [f'Bearer realm="{self.realm}"']
+        if isinstance(error, InsufficientScope):
+            parts.append('error="insufficient_scope"')
+            parts.append(f'scope="{" ".join(error.missing)}"')
+        elif isinstance(error, AuthenticationError) and error.code != "missing":
+            parts.append('error="invalid_token"')
+        return ", ".join(parts)
+
+
+def _split_values(value: str) -> list[str]:
+    """A header value as the credentials in it: WSGI servers join repeated headers
+    with commas, and a key never contains one. Blank values count as one (bad) key."""
+    return [part.strip() for part in value.split(",") if part.strip()] or [value.strip()]
+
+
+def problem(error: APIKeyError, settings: HTTPSettings) -> tuple[int, dict[str, str], dict[str, Any]]:
+    """The RFC 9457 problem response for ``error``.
+
+    Every 401 has the same body (whatever the reason) except a missing key, which
+    is told apart only because the client knows it sent none. The specific reason
+    is in the logs and events, never in the response.
+
+    Returns:
+        The HTTP status, the headers, and the JSON body.
+    """
+    status = error.status
+    headers = {"Content-Type": PROBLEM_CONTENT_TYPE}
+    body: dict[str, Any] = {"type": "about:blank", "title": _TITLES.get(status, "Error"),
+                            "status": status}
+    if isinstance(error, AuthenticationError):
+        headers["WWW-Authenticate"] = settings.challenge(error)
+        if error.code == "missing":
+            body["detail"] = "An API key is required."
+            body["code"] = "missing_credentials"
+        else:
+            body["detail"] = "The API key is malformed, unknown, expired or revoked."
+            body["code"] = "invalid_token"
+    elif isinstance(error, InsufficientScope):
+        headers["WWW-Authenticate"] = settings.challenge(error)
+        body["detail"] = error.message
+        body["code"] = error.code
+        body["missing_scopes"] = list(error.missing)
+    elif isinstance(error, RateLimited):
+        headers["Retry-After"] = str(max(1, round(error.retry_after + 0.4999)))
+        body["detail"] = error.message
+        body["code"] = error.code
+    elif status >= 500:
+        body["detail"] = "The API key service is temporarily unavailable."
+        body["code"] = "service_unavailable" if status == 503 else "internal_error"
+    else:
+        body["detail"] = error.message
+        body["code"] = error.code
+    return status, headers, body
