@@ -99,9 +99,7 @@ class AsyncKeyManager(ManagerBase):
             events=events,
         )
         if not isinstance(store, AsyncKeyStore):
-            raise ConfigurationError(
-                f"{store!r} does not implement apikeys.storage.AsyncKeyStore"
-            )
+            raise ConfigurationError(f"{store!r} does not implement apikeys.storage.AsyncKeyStore")
         if rate_limiter is not None and not isinstance(rate_limiter, AsyncRateLimiter):
             raise ConfigurationError(f"{rate_limiter!r} does not implement AsyncRateLimiter")
         self.store = store
@@ -199,8 +197,13 @@ class AsyncKeyManager(ManagerBase):
         if self._sinks:
             self._emit(
                 RequestCompleted(
-                    at=self.now(), key_id=key.id, owner=key.owner, method=method,
-                    route=route, status=status, ip=ip,
+                    at=self.now(),
+                    key_id=key.id,
+                    owner=key.owner,
+                    method=method,
+                    route=route,
+                    status=status,
+                    ip=ip,
                 )
             )
 
@@ -211,13 +214,14 @@ class AsyncKeyManager(ManagerBase):
         try:
             await self.store.awrite(update=[fresh])
         except StorageError as exc:
-            logger.warning("apikeys: could not save the re-hash of key %s: %s", record.id,
-                           exc.code)
+            logger.warning("apikeys: could not save the re-hash of key %s: %s", record.id, exc.code)
             return record
         self._cache.forget(record.id)
         return fresh
 
-    async def _touch(self, toucher: AsyncSupportsTouch, key_id: str, now: datetime, ip: str | None) -> None:
+    async def _touch(
+        self, toucher: AsyncSupportsTouch, key_id: str, now: datetime, ip: str | None
+    ) -> None:
         try:
             await toucher.atouch(key_id, at=now, ip=ip)
         except StorageError as exc:
@@ -261,13 +265,29 @@ class AsyncKeyManager(ManagerBase):
             StorageError: the store failed; no key was issued.
         """
         key, parts, plaintext = self._issue(
-            owner=owner, scopes=scopes, name=name, expires_in=expires_in,
-            expires_at=expires_at, allowed_ips=allowed_ips, metadata=metadata,
-            rate_limits=rate_limits, quota=quota, prefix=prefix,
+            owner=owner,
+            scopes=scopes,
+            name=name,
+            expires_in=expires_in,
+            expires_at=expires_at,
+            allowed_ips=allowed_ips,
+            metadata=metadata,
+            rate_limits=rate_limits,
+            quota=quota,
+            prefix=prefix,
         )
-        await self.store.awrite(insert=[KeyRecord(key, await asyncio.to_thread(self.hasher.hash, parts.secret))])
-        self._emit(KeyCreated(at=key.created_at, key_id=key.id, owner=key.owner,
-                              scopes=key.scopes, expires_at=key.expires_at))
+        await self.store.awrite(
+            insert=[KeyRecord(key, await asyncio.to_thread(self.hasher.hash, parts.secret))]
+        )
+        self._emit(
+            KeyCreated(
+                at=key.created_at,
+                key_id=key.id,
+                owner=key.owner,
+                scopes=key.scopes,
+                expires_at=key.expires_at,
+            )
+        )
         return IssuedKey(key, plaintext)
 
     async def get(self, key_id: str) -> APIKey:
@@ -292,12 +312,15 @@ class AsyncKeyManager(ManagerBase):
         Page with ``after=<last id of the previous page>``.
 
         Raises:
-            InvalidArgument: an unknown state or a limit outside 1–10000.
+            InvalidArgument: an unknown state or a limit outside 1-10000.
             StorageError: the store failed.
         """
         records = await self.store.alist(
-            owner=owner, state=self._state_filter(state), now=self.now(),
-            limit=self._check_limit(limit), after=after,
+            owner=owner,
+            state=self._state_filter(state),
+            now=self.now(),
+            limit=self._check_limit(limit),
+            after=after,
         )
         return [record.key for record in records]
 
@@ -324,8 +347,13 @@ class AsyncKeyManager(ManagerBase):
             StorageError: the store failed (``ConflictError`` after one retry).
         """
         changes = {
-            "scopes": scopes, "name": name, "metadata": metadata, "allowed_ips": allowed_ips,
-            "expires_at": expires_at, "rate_limits": rate_limits, "quota": quota,
+            "scopes": scopes,
+            "name": name,
+            "metadata": metadata,
+            "allowed_ips": allowed_ips,
+            "expires_at": expires_at,
+            "rate_limits": rate_limits,
+            "quota": quota,
         }
 
         def plan(key: APIKey) -> APIKey | None:
@@ -336,8 +364,7 @@ class AsyncKeyManager(ManagerBase):
             fields = tuple(
                 name for name in changes if getattr(before, name) != getattr(after, name)
             )
-            self._emit(KeyUpdated(at=self.now(), key_id=key_id, owner=after.owner,
-                                  fields=fields))
+            self._emit(KeyUpdated(at=self.now(), key_id=key_id, owner=after.owner, fields=fields))
         return after
 
     async def revoke(self, key_id: str, *, reason: str | None = None) -> APIKey:
@@ -354,8 +381,14 @@ class AsyncKeyManager(ManagerBase):
         )
         if after is not before:
             self._cache.forget(key_id)
-            self._emit(KeyRevoked(at=after.revoked_at or self.now(), key_id=key_id,
-                                  owner=after.owner, reason=after.revoke_reason))
+            self._emit(
+                KeyRevoked(
+                    at=after.revoked_at or self.now(),
+                    key_id=key_id,
+                    owner=after.owner,
+                    reason=after.revoke_reason,
+                )
+            )
         return after
 
     async def suspend(self, key_id: str, *, reason: str | None = None) -> APIKey:
@@ -370,8 +403,11 @@ class AsyncKeyManager(ManagerBase):
             key_id, lambda key: _policy.plan_suspend(key, self.now(), reason)
         )
         if after is not before:
-            self._emit(KeySuspended(at=self.now(), key_id=key_id, owner=after.owner,
-                                    reason=after.disabled_reason))
+            self._emit(
+                KeySuspended(
+                    at=self.now(), key_id=key_id, owner=after.owner, reason=after.disabled_reason
+                )
+            )
         return after
 
     async def enable(self, key_id: str) -> APIKey:
@@ -419,19 +455,37 @@ class AsyncKeyManager(ManagerBase):
             ended, successor = _policy.plan_rotation(
                 old.key, successor_id=parts.key_id, now=now, grace=grace, expires_in=expires_in
             )
-            new_record = KeyRecord(successor, await asyncio.to_thread(self.hasher.hash, parts.secret))
+            new_record = KeyRecord(
+                successor, await asyncio.to_thread(self.hasher.hash, parts.secret)
+            )
             try:
-                await self.store.awrite(insert=[new_record], update=[KeyRecord(ended, old.secret_hash)])
+                await self.store.awrite(
+                    insert=[new_record], update=[KeyRecord(ended, old.secret_hash)]
+                )
             except ConflictError:
                 if attempt:
                     raise
                 continue
             break
-        self._emit(KeyCreated(at=now, key_id=successor.id, owner=successor.owner,
-                              scopes=successor.scopes, expires_at=successor.expires_at,
-                              replaces=old.id))
-        self._emit(KeyRotated(at=now, key_id=old.id, owner=old.key.owner,
-                              successor_id=successor.id, ends_at=ended.expires_at or now))
+        self._emit(
+            KeyCreated(
+                at=now,
+                key_id=successor.id,
+                owner=successor.owner,
+                scopes=successor.scopes,
+                expires_at=successor.expires_at,
+                replaces=old.id,
+            )
+        )
+        self._emit(
+            KeyRotated(
+                at=now,
+                key_id=old.id,
+                owner=old.key.owner,
+                successor_id=successor.id,
+                ends_at=ended.expires_at or now,
+            )
+        )
         return IssuedKey(successor, plaintext)
 
     async def purge(self, key_id: str) -> bool:
@@ -447,8 +501,9 @@ class AsyncKeyManager(ManagerBase):
         existed = await self.store.apurge(key_id)
         self._cache.forget(key_id)
         if existed:
-            self._emit(KeyPurged(at=self.now(), key_id=key_id,
-                                 owner=record.key.owner if record else None))
+            self._emit(
+                KeyPurged(at=self.now(), key_id=key_id, owner=record.key.owner if record else None)
+            )
         return existed
 
     async def aclose(self) -> None:

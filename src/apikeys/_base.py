@@ -129,10 +129,14 @@ class ManagerBase:
         owner: str | None = None,
     ) -> NoReturn:
         """Log and emit a failed verification, then raise ``error``."""
-        logger.info(
-            "apikeys: verification failed",
-            extra={"apikeys_key_id": key_id, "apikeys_code": error.code, "apikeys_ip": ip},
-        )
+        if logger.isEnabledFor(logging.INFO):
+            logger.info(
+                "apikeys: verification failed (key_id=%s code=%s ip=%s)",
+                key_id,
+                error.code,
+                ip,
+                extra={"apikeys_key_id": key_id, "apikeys_code": error.code, "apikeys_ip": ip},
+            )
         if self._sinks:
             now = self.now()
             if isinstance(error, RateLimited) and owner is not None:
@@ -155,14 +159,16 @@ class ManagerBase:
                 )
         raise error
 
-    def _parse(self, raw: object, ip: str | None, scopes: Iterable[str]) -> tuple[
-        tuple[str, ...], ParsedKey
-    ]:
-        required = _policy.required_scopes(scopes)
-        try:
-            return required, _keyformat.parse(raw, self.prefixes)
-        except AuthenticationError as exc:
-            self._fail(exc, key_id=None, ip=ip, required=required)
+    def _parse(
+        self, raw: object, ip: str | None, scopes: Iterable[str]
+    ) -> tuple[tuple[str, ...], ParsedKey]:
+        parsed = _keyformat.parse_or_none(raw, self.prefixes)
+        if parsed is None:
+            error = AuthenticationError("malformed")
+            if self._sinks or logger.isEnabledFor(logging.INFO):
+                self._fail(error, key_id=None, ip=ip, required=_policy.required_scopes(scopes))
+            raise error
+        return _policy.required_scopes(scopes), parsed
 
     def _precheck(
         self,
@@ -179,24 +185,37 @@ class ManagerBase:
         """
         key_id = parsed.key_id
         if record is None:
-            self._fail(AuthenticationError("not_found", key_id=key_id), key_id=key_id, ip=ip,
-                       required=required)
-        if not self.hasher.supports(record.secret_hash):
-            logger.warning(
-                "apikeys: stored hash of key %s is of an unsupported scheme or outside the "
-                "accepted parameter range; refusing it without hashing",
-                key_id,
+            self._fail(
+                AuthenticationError("not_found", key_id=key_id),
+                key_id=key_id,
+                ip=ip,
+                required=required,
             )
-            self._fail(AuthenticationError("invalid_secret", key_id=key_id), key_id=key_id,
-                       ip=ip, required=required)
         digest = self._cache.digest(parsed.secret)
         match = self._cache.check(key_id, record.secret_hash, digest)
         if match == "match":
             return record, digest, False
         if match == "mismatch":
             self._throttle.record_failure(key_id)
-            self._fail(AuthenticationError("invalid_secret", key_id=key_id), key_id=key_id,
-                       ip=ip, required=required)
+            self._fail(
+                AuthenticationError("invalid_secret", key_id=key_id),
+                key_id=key_id,
+                ip=ip,
+                required=required,
+            )
+        # Only the cold path needs this: a cached digest was proven against this very hash.
+        if not self.hasher.supports(record.secret_hash):
+            logger.warning(
+                "apikeys: stored hash of key %s is of an unsupported scheme or outside the "
+                "accepted parameter range; refusing it without hashing",
+                key_id,
+            )
+            self._fail(
+                AuthenticationError("invalid_secret", key_id=key_id),
+                key_id=key_id,
+                ip=ip,
+                required=required,
+            )
         retry_after = self._throttle.retry_after(key_id)
         if retry_after > 0:
             self._fail(
@@ -204,13 +223,19 @@ class ManagerBase:
                     "Too many failed attempts for this key; retry later.",
                     retry_after=retry_after,
                 ),
-                key_id=key_id, ip=ip, required=required,
+                key_id=key_id,
+                ip=ip,
+                required=required,
             )
         return record, digest, True
 
     def _busy(self, key_id: str, ip: str | None, required: tuple[str, ...]) -> NoReturn:
-        self._fail(ServiceBusy("Every key-hashing slot is busy; retry shortly."),
-                   key_id=key_id, ip=ip, required=required)
+        self._fail(
+            ServiceBusy("Every key-hashing slot is busy; retry shortly."),
+            key_id=key_id,
+            ip=ip,
+            required=required,
+        )
 
     def _slow_verify(self, record: KeyRecord, secret: str) -> bool:
         """Run the slow hash; the caller holds a slot, released here."""
@@ -230,8 +255,12 @@ class ManagerBase:
         key_id = record.id
         if not ok:
             self._throttle.record_failure(key_id)
-            self._fail(AuthenticationError("invalid_secret", key_id=key_id), key_id=key_id,
-                       ip=ip, required=required)
+            self._fail(
+                AuthenticationError("invalid_secret", key_id=key_id),
+                key_id=key_id,
+                ip=ip,
+                required=required,
+            )
         self._cache.remember(key_id, record.secret_hash, digest)
 
     def _rehashed(self, record: KeyRecord, secret: str) -> KeyRecord | None:
@@ -328,4 +357,3 @@ class ManagerBase:
         if not isinstance(limit, int) or not 1 <= limit <= 10_000:
             raise InvalidArgument("limit must be between 1 and 10000")
         return limit
-

@@ -1,7 +1,7 @@
 """Per-process state that keeps verification cheap and its cost bounded.
 
 - :class:`VerifiedCache`: after a secret is proven against a stored hash, remember
-  an HMAC of the secret (under a random per-process key) beside that hash. The
+  a keyed BLAKE2b digest of the secret (under a random per-process key) beside that hash. The
   next verification of the same key compares digests in constant time instead of
   running Argon2. The store is still read on every verification: the cache only
   answers "does this secret match this stored hash?", never "is the key valid?".
@@ -23,7 +23,7 @@ Match = Literal["match", "mismatch", "unknown"]
 
 
 class VerifiedCache:
-    """Bounded map ``key id → (stored hash, HMAC of the verified secret)``."""
+    """Bounded map ``key id → (stored hash, keyed digest of the verified secret)``."""
 
     def __init__(self, maxsize: int = 10_000) -> None:
         self._maxsize = maxsize
@@ -32,7 +32,7 @@ class VerifiedCache:
         self._key = secrets.token_bytes(32)
 
     def digest(self, secret: str) -> bytes:
-        return hmac.new(self._key, secret.encode(), hashlib.sha256).digest()
+        return hashlib.blake2b(secret.encode(), key=self._key, digest_size=32).digest()
 
     def check(self, key_id: str, stored_hash: str, digest: bytes) -> Match:
         """``match``/``mismatch`` when an entry for this very stored hash exists,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,14 +61,14 @@ class HTTPSettings:
     _networks: tuple[IPNetwork, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if self.authorization_header is None and self.api_key_header is None and (
-            self.query_param is None
+        if (
+            self.authorization_header is None
+            and self.api_key_header is None
+            and (self.query_param is None)
         ):
             raise ConfigurationError("enable at least one place to read the key from")
         try:
-            networks = tuple(
-                ipaddress.ip_network(p, strict=False) for p in self.trusted_proxies
-            )
+            networks = tuple(ipaddress.ip_network(p, strict=False) for p in self.trusted_proxies)
         except ValueError as exc:
             raise ConfigurationError(f"invalid trusted proxy: {exc}") from exc
         object.__setattr__(self, "_networks", networks)
@@ -159,7 +159,9 @@ def _split_values(value: str) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()] or [value.strip()]
 
 
-def problem(error: APIKeyError, settings: HTTPSettings) -> tuple[int, dict[str, str], dict[str, Any]]:
+def problem(
+    error: APIKeyError, settings: HTTPSettings
+) -> tuple[int, dict[str, str], dict[str, Any]]:
     """The RFC 9457 problem response for ``error``.
 
     Every 401 has the same body (whatever the reason) except a missing key, which
@@ -171,8 +173,11 @@ def problem(error: APIKeyError, settings: HTTPSettings) -> tuple[int, dict[str, 
     """
     status = error.status
     headers = {"Content-Type": PROBLEM_CONTENT_TYPE}
-    body: dict[str, Any] = {"type": "about:blank", "title": _TITLES.get(status, "Error"),
-                            "status": status}
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": _TITLES.get(status, "Error"),
+        "status": status,
+    }
     if isinstance(error, AuthenticationError):
         headers["WWW-Authenticate"] = settings.challenge(error)
         if error.code == "missing":

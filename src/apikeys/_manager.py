@@ -102,9 +102,7 @@ class KeyManager(ManagerBase):
 
     # --- verification ------------------------------------------------------------------
 
-    def verify(
-        self, raw: str, *, scopes: Iterable[str] = (), ip: str | None = None
-    ) -> APIKey:
+    def verify(self, raw: str, *, scopes: Iterable[str] = (), ip: str | None = None) -> APIKey:
         """Verify a presented key and authorize it; return its record or raise.
 
         Checks, in order: format and checksum → record → secret → state (revoked,
@@ -188,8 +186,13 @@ class KeyManager(ManagerBase):
         if self._sinks:
             self._emit(
                 RequestCompleted(
-                    at=self.now(), key_id=key.id, owner=key.owner, method=method,
-                    route=route, status=status, ip=ip,
+                    at=self.now(),
+                    key_id=key.id,
+                    owner=key.owner,
+                    method=method,
+                    route=route,
+                    status=status,
+                    ip=ip,
                 )
             )
 
@@ -200,8 +203,7 @@ class KeyManager(ManagerBase):
         try:
             self.store.write(update=[fresh])
         except StorageError as exc:
-            logger.warning("apikeys: could not save the re-hash of key %s: %s", record.id,
-                           exc.code)
+            logger.warning("apikeys: could not save the re-hash of key %s: %s", record.id, exc.code)
             return record
         self._cache.forget(record.id)
         return fresh
@@ -250,13 +252,27 @@ class KeyManager(ManagerBase):
             StorageError: the store failed; no key was issued.
         """
         key, parts, plaintext = self._issue(
-            owner=owner, scopes=scopes, name=name, expires_in=expires_in,
-            expires_at=expires_at, allowed_ips=allowed_ips, metadata=metadata,
-            rate_limits=rate_limits, quota=quota, prefix=prefix,
+            owner=owner,
+            scopes=scopes,
+            name=name,
+            expires_in=expires_in,
+            expires_at=expires_at,
+            allowed_ips=allowed_ips,
+            metadata=metadata,
+            rate_limits=rate_limits,
+            quota=quota,
+            prefix=prefix,
         )
         self.store.write(insert=[KeyRecord(key, self.hasher.hash(parts.secret))])
-        self._emit(KeyCreated(at=key.created_at, key_id=key.id, owner=key.owner,
-                              scopes=key.scopes, expires_at=key.expires_at))
+        self._emit(
+            KeyCreated(
+                at=key.created_at,
+                key_id=key.id,
+                owner=key.owner,
+                scopes=key.scopes,
+                expires_at=key.expires_at,
+            )
+        )
         return IssuedKey(key, plaintext)
 
     def get(self, key_id: str) -> APIKey:
@@ -281,12 +297,15 @@ class KeyManager(ManagerBase):
         Page with ``after=<last id of the previous page>``.
 
         Raises:
-            InvalidArgument: an unknown state or a limit outside 1–10000.
+            InvalidArgument: an unknown state or a limit outside 1-10000.
             StorageError: the store failed.
         """
         records = self.store.list(
-            owner=owner, state=self._state_filter(state), now=self.now(),
-            limit=self._check_limit(limit), after=after,
+            owner=owner,
+            state=self._state_filter(state),
+            now=self.now(),
+            limit=self._check_limit(limit),
+            after=after,
         )
         return [record.key for record in records]
 
@@ -313,8 +332,13 @@ class KeyManager(ManagerBase):
             StorageError: the store failed (``ConflictError`` after one retry).
         """
         changes = {
-            "scopes": scopes, "name": name, "metadata": metadata, "allowed_ips": allowed_ips,
-            "expires_at": expires_at, "rate_limits": rate_limits, "quota": quota,
+            "scopes": scopes,
+            "name": name,
+            "metadata": metadata,
+            "allowed_ips": allowed_ips,
+            "expires_at": expires_at,
+            "rate_limits": rate_limits,
+            "quota": quota,
         }
 
         def plan(key: APIKey) -> APIKey | None:
@@ -325,8 +349,7 @@ class KeyManager(ManagerBase):
             fields = tuple(
                 name for name in changes if getattr(before, name) != getattr(after, name)
             )
-            self._emit(KeyUpdated(at=self.now(), key_id=key_id, owner=after.owner,
-                                  fields=fields))
+            self._emit(KeyUpdated(at=self.now(), key_id=key_id, owner=after.owner, fields=fields))
         return after
 
     def revoke(self, key_id: str, *, reason: str | None = None) -> APIKey:
@@ -343,8 +366,14 @@ class KeyManager(ManagerBase):
         )
         if after is not before:
             self._cache.forget(key_id)
-            self._emit(KeyRevoked(at=after.revoked_at or self.now(), key_id=key_id,
-                                  owner=after.owner, reason=after.revoke_reason))
+            self._emit(
+                KeyRevoked(
+                    at=after.revoked_at or self.now(),
+                    key_id=key_id,
+                    owner=after.owner,
+                    reason=after.revoke_reason,
+                )
+            )
         return after
 
     def suspend(self, key_id: str, *, reason: str | None = None) -> APIKey:
@@ -359,8 +388,11 @@ class KeyManager(ManagerBase):
             key_id, lambda key: _policy.plan_suspend(key, self.now(), reason)
         )
         if after is not before:
-            self._emit(KeySuspended(at=self.now(), key_id=key_id, owner=after.owner,
-                                    reason=after.disabled_reason))
+            self._emit(
+                KeySuspended(
+                    at=self.now(), key_id=key_id, owner=after.owner, reason=after.disabled_reason
+                )
+            )
         return after
 
     def enable(self, key_id: str) -> APIKey:
@@ -416,11 +448,25 @@ class KeyManager(ManagerBase):
                     raise
                 continue
             break
-        self._emit(KeyCreated(at=now, key_id=successor.id, owner=successor.owner,
-                              scopes=successor.scopes, expires_at=successor.expires_at,
-                              replaces=old.id))
-        self._emit(KeyRotated(at=now, key_id=old.id, owner=old.key.owner,
-                              successor_id=successor.id, ends_at=ended.expires_at or now))
+        self._emit(
+            KeyCreated(
+                at=now,
+                key_id=successor.id,
+                owner=successor.owner,
+                scopes=successor.scopes,
+                expires_at=successor.expires_at,
+                replaces=old.id,
+            )
+        )
+        self._emit(
+            KeyRotated(
+                at=now,
+                key_id=old.id,
+                owner=old.key.owner,
+                successor_id=successor.id,
+                ends_at=ended.expires_at or now,
+            )
+        )
         return IssuedKey(successor, plaintext)
 
     def purge(self, key_id: str) -> bool:
@@ -436,8 +482,9 @@ class KeyManager(ManagerBase):
         existed = self.store.purge(key_id)
         self._cache.forget(key_id)
         if existed:
-            self._emit(KeyPurged(at=self.now(), key_id=key_id,
-                                 owner=record.key.owner if record else None))
+            self._emit(
+                KeyPurged(at=self.now(), key_id=key_id, owner=record.key.owner if record else None)
+            )
         return existed
 
     def close(self) -> None:

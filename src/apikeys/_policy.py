@@ -356,9 +356,7 @@ def plan_update(key: APIKey, now: datetime, changes: Mapping[str, Any]) -> APIKe
         "name": validate_name,
         "metadata": validate_metadata,
         "allowed_ips": validate_networks,
-        "expires_at": lambda value: value
-        if value is None
-        else resolve_expiry(now, None, value),
+        "expires_at": lambda value: value if value is None else resolve_expiry(now, None, value),
         "rate_limits": validate_rate_limits,
         "quota": validate_quota,
     }

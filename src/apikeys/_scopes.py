@@ -32,8 +32,10 @@ def validate_grants(scopes: Iterable[str]) -> tuple[str, ...]:
         raise InvalidArgument("scopes must be a list of strings, not one string")
     result = set()
     for scope in scopes:
-        if not isinstance(scope, str) or len(scope) > MAX_SCOPE_LENGTH or not _GRANT_RE.fullmatch(
-            scope
+        if (
+            not isinstance(scope, str)
+            or len(scope) > MAX_SCOPE_LENGTH
+            or not _GRANT_RE.fullmatch(scope)
         ):
             raise InvalidArgument(
                 f"invalid scope {scope!r}: use 'resource:action', 'resource:*' or '*'"

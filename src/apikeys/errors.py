@@ -108,9 +108,13 @@ class AuthenticationError(APIKeyError):
     code: AuthenticationFailure
 
     def __init__(self, code: AuthenticationFailure, *, key_id: str | None = None) -> None:
-        if code not in _AUTH_MESSAGES:
+        message = _AUTH_MESSAGES.get(code)
+        if message is None:
             raise ValueError(f"unknown authentication failure code {code!r}")
-        super().__init__(_AUTH_MESSAGES[code], code=code)
+        # Set directly rather than through APIKeyError.__init__: this is built on
+        # every rejected request, malformed junk included.
+        Exception.__init__(self, message)
+        self.code = code
         self.key_id = key_id
         """The key id named by the key, when it parsed (ids are public)."""
 

@@ -67,7 +67,7 @@ class Argon2Hasher:
     The default profile (``memory_cost=12288`` KiB, ``time_cost=1``,
     ``parallelism=1``) costs about 5 ms per hash on a 2-core machine: Argon2's
     memory hardness at a cost fit for a per-request check of a *random* secret
-    (password profiles at 50–500 ms suit low-entropy human secrets, not keys).
+    (password profiles at 50-500 ms suit low-entropy human secrets, not keys).
     Use :meth:`for_tests` in unit tests.
 
     Args:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import threading
 from collections.abc import Sequence
 from datetime import datetime
@@ -32,9 +33,7 @@ class MemoryStore:
     def get(self, key_id: str) -> KeyRecord | None:
         return self._records.get(key_id)
 
-    def write(
-        self, *, insert: Sequence[KeyRecord] = (), update: Sequence[KeyRecord] = ()
-    ) -> None:
+    def write(self, *, insert: Sequence[KeyRecord] = (), update: Sequence[KeyRecord] = ()) -> None:
         with self._lock:
             ids = [r.id for r in insert] + [r.id for r in update]
             if len(set(ids)) != len(ids):
@@ -103,7 +102,7 @@ class MemoryStore:
         now: datetime,
         limit: int = 100,
         after: str | None = None,
-    ) -> list[KeyRecord]:
+    ) -> builtins.list[KeyRecord]:
         return self.list(owner=owner, state=state, now=now, limit=limit, after=after)
 
     async def apurge(self, key_id: str) -> bool:
