@@ -36,7 +36,8 @@ def bench(session: nox.Session) -> None:
 
     ``nox -s bench -- core`` runs one benchmark module (benchmarks/bench_core.py).
     """
-    session.install("-e", ".[all,test]")
+    # limits: only for the comparison rows of bench_ratelimit.py.
+    session.install("-e", ".[all,test]", "limits>=4.0")
     names = session.posargs or ["core"]
     for name in names:
         session.run("python", f"benchmarks/bench_{name}.py")

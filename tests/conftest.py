@@ -114,3 +114,9 @@ def fast_hasher() -> Argon2Hasher:
 def manager(clock: ManualClock, fast_hasher: Argon2Hasher) -> KeyManager:
     """A KeyManager on a MemoryStore with a cheap hasher and a manual clock."""
     return KeyManager(MemoryStore(), prefix="acme", hasher=fast_hasher, clock=clock)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """Async tests (``@pytest.mark.anyio``) run on asyncio only."""
+    return "asyncio"

@@ -12,6 +12,7 @@ from typing import Any, NoReturn
 
 from apikeys import _keyformat, _policy
 from apikeys._hotpath import FailureThrottle, HashSlots, VerifiedCache
+from apikeys._issuance import IssuancePolicy
 from apikeys._keyformat import ParsedKey
 from apikeys._models import APIKey, KeyRecord, KeyState
 from apikeys.errors import (
@@ -59,6 +60,7 @@ class ManagerBase:
         failure_window: timedelta = timedelta(minutes=1),
         touch_interval: timedelta | None = timedelta(minutes=1),
         events: EventSink | Sequence[EventSink] | None = None,
+        issuance: IssuancePolicy | None = None,
     ) -> None:
         prefixes = [prefix] if isinstance(prefix, str) else list(prefix)
         if not prefixes:
@@ -76,7 +78,9 @@ class ManagerBase:
         if not isinstance(self.hasher, Hasher):
             raise ConfigurationError("hasher must implement apikeys.hashing.Hasher")
         self._clock: Clock = clock or utc_now
-        capacity = max_concurrent_hashes or max(2, os.cpu_count() or 2)
+        capacity = (
+            max(2, os.cpu_count() or 2) if max_concurrent_hashes is None else max_concurrent_hashes
+        )
         if capacity < 1 or hash_wait < 0:
             raise ConfigurationError("max_concurrent_hashes must be >= 1, hash_wait >= 0")
         self._cache = VerifiedCache(cache_size)
@@ -89,11 +93,17 @@ class ManagerBase:
             self._sinks: tuple[EventSink, ...] = ()
         elif isinstance(events, EventSink):
             self._sinks = (events,)
-        else:
+        elif isinstance(events, Iterable):
             self._sinks = tuple(events)
+        else:
+            raise ConfigurationError(f"{events!r} is not an event sink (it has no emit())")
         for sink in self._sinks:
             if not isinstance(sink, EventSink):
                 raise ConfigurationError(f"{sink!r} is not an event sink (it has no emit())")
+        if issuance is not None and not isinstance(issuance, IssuancePolicy):
+            raise ConfigurationError(f"{issuance!r} is not an IssuancePolicy")
+        self.issuance = issuance
+        """Rules every issued key must satisfy (``None``: none)."""
 
     # --- time and events --------------------------------------------------------------
 
@@ -320,6 +330,8 @@ class ManagerBase:
         elif prefix not in self.prefixes:
             raise InvalidArgument(f"prefix {prefix!r} is not one of this manager's prefixes")
         parts, plaintext = _keyformat.generate(prefix)
+        resolved_expiry = _policy.resolve_expiry(now, expires_in, expires_at)
+        self._check_issuance(now, resolved_expiry)
         key = _policy.new_key(
             key_id=parts.key_id,
             prefix=prefix,
@@ -327,13 +339,25 @@ class ManagerBase:
             now=now,
             scopes=scopes,
             name=name,
-            expires_at=_policy.resolve_expiry(now, expires_in, expires_at),
+            expires_at=resolved_expiry,
             allowed_ips=allowed_ips,
             metadata=metadata,
             rate_limits=rate_limits,
             quota=quota,
         )
         return key, parts, plaintext
+
+    def _check_issuance(self, now: datetime, expires_at: datetime | None) -> None:
+        if self.issuance is not None:
+            self.issuance.check_expiry(now, expires_at)
+
+    def _live_key_cap(self) -> int | None:
+        """The per-owner cap on live keys that ``create`` must count against, if any."""
+        return None if self.issuance is None else self.issuance.max_live_keys_per_owner
+
+    def _check_live_keys(self, owner: str, live: int) -> None:
+        if self.issuance is not None:
+            self.issuance.check_live_keys(owner, live)
 
     @staticmethod
     def _require(record: KeyRecord | None, key_id: str) -> KeyRecord:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from apikeys._hooks import RateLimitStatus
 from apikeys._policy import IPNetwork
 from apikeys.errors import (
     APIKeyError,
@@ -202,3 +203,69 @@ def problem(
         body["detail"] = error.message
         body["code"] = error.code
     return status, headers, body
+
+
+def _sf_string(value: str) -> str:
+    """``value`` as a Structured Field String (RFC 9651 §3.3.3)."""
+    text = "".join(ch for ch in value if " " <= ch <= "~")
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _seconds(value: float) -> int:
+    """Whole seconds, rounded up (delay-seconds never undershoots)."""
+    return max(0, int(-(-value // 1)))
+
+
+def rate_limit_headers(
+    status: RateLimitStatus | None = None, error: RateLimited | None = None
+) -> dict[str, str]:
+    """The rate-limit headers of a response: ``RateLimit-Policy`` and ``RateLimit``
+    (draft-ietf-httpapi-ratelimit-headers-11, structured-field form), plus
+    ``Retry-After`` on a 429.
+
+    On success pass the ``status`` from ``manager.authenticate(...).rate_limit``::
+
+        RateLimit-Policy: "100/minute";q=100;w=60
+        RateLimit: "100/minute";r=42;t=17
+
+    On a 429 pass the ``error``: ``Retry-After`` as :func:`problem` sets it, and
+    the refused policy with ``r=0`` and ``t`` equal to ``Retry-After`` (the draft
+    asks that ``Retry-After`` not end before the effective window). An error that
+    names no policy (``TooManyFailures``) gives ``Retry-After`` alone.
+
+    Args:
+        status: The tightest limit after a successful request, or ``None``.
+        error: The :class:`~apikeys.errors.RateLimited` that refused the request.
+
+    Returns:
+        Header names and values; empty when there is nothing to tell.
+    """
+    from apikeys._ratelimit_rules import policy_window
+
+    headers: dict[str, str] = {}
+    if error is not None:
+        retry = max(1, round(error.retry_after + 0.4999))
+        headers["Retry-After"] = str(retry)
+        if error.policy is None or error.limit is None:
+            return headers
+        window: float | None = policy_window(error.policy)
+        if window is None and status is not None and status.policy == error.policy:
+            window = status.window
+        name = _sf_string(error.policy)
+        headers["RateLimit-Policy"] = f"{name};q={error.limit}" + (
+            f";w={int(window)}" if window is not None and 1 <= window < float("inf") else ""
+        )
+        headers["RateLimit"] = f"{name};r=0;t={retry}"
+        return headers
+    if status is None:
+        return headers
+    name = _sf_string(status.policy)
+    policy = f"{name};q={max(0, status.limit)}"
+    if 1 <= status.window < float("inf"):
+        policy += f";w={int(status.window)}"
+    limit = f"{name};r={max(0, status.remaining)}"
+    if status.reset_after < float("inf"):
+        limit += f";t={_seconds(status.reset_after)}"
+    headers["RateLimit-Policy"] = policy
+    headers["RateLimit"] = limit
+    return headers

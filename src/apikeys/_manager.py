@@ -10,6 +10,7 @@ from typing import Any
 from apikeys import _keyformat, _policy
 from apikeys._base import Clock, ManagerBase
 from apikeys._hooks import RateLimiter, Verification
+from apikeys._issuance import LIVE_STATES, IssuancePolicy
 from apikeys._models import APIKey, IssuedKey, KeyRecord, KeyState
 from apikeys._policy import UNSET
 from apikeys.errors import (
@@ -56,6 +57,9 @@ class KeyManager(ManagerBase):
             written per key (``None``: never). Needs a store with ``touch``.
         events: Event sinks (see :mod:`apikeys.events`).
         rate_limiter: Charges each verified request (see :mod:`apikeys.ratelimit`).
+        issuance: Rules every issued key must satisfy: a required expiry, a maximum
+            lifetime, a cap on live keys per owner (see
+            :class:`~apikeys.monitoring.IssuancePolicy`).
 
     Raises:
         ConfigurationError: an invalid prefix or setting.
@@ -76,6 +80,7 @@ class KeyManager(ManagerBase):
         touch_interval: timedelta | None = timedelta(minutes=1),
         events: EventSink | Sequence[EventSink] | None = None,
         rate_limiter: RateLimiter | None = None,
+        issuance: IssuancePolicy | None = None,
     ) -> None:
         super().__init__(
             prefix=prefix,
@@ -88,6 +93,7 @@ class KeyManager(ManagerBase):
             failure_window=failure_window,
             touch_interval=touch_interval,
             events=events,
+            issuance=issuance,
         )
         if not isinstance(store, KeyStore):
             raise ConfigurationError(f"{store!r} does not implement apikeys.storage.KeyStore")
@@ -248,7 +254,8 @@ class KeyManager(ManagerBase):
             The record and the plaintext key.
 
         Raises:
-            InvalidArgument: a bad scope, address, expiry, limit or metadata.
+            InvalidArgument: a bad scope, address, expiry, limit or metadata, or
+                the key breaks the manager's issuance policy.
             StorageError: the store failed; no key was issued.
         """
         key, parts, plaintext = self._issue(
@@ -263,6 +270,13 @@ class KeyManager(ManagerBase):
             quota=quota,
             prefix=prefix,
         )
+        cap = self._live_key_cap()
+        if cap is not None:
+            live = 0
+            for state in LIVE_STATES:
+                found = self.store.list(owner=key.owner, state=state, now=key.created_at, limit=cap)
+                live += len(found)
+            self._check_live_keys(key.owner, live)
         self.store.write(insert=[KeyRecord(key, self.hasher.hash(parts.secret))])
         self._emit(
             KeyCreated(
@@ -431,6 +445,7 @@ class KeyManager(ManagerBase):
         Raises:
             KeyNotFound: no such key.
             InvalidKeyState: the key is not active, or was already rotated.
+            InvalidArgument: the successor would break the issuance policy.
             StorageError: the store failed; nothing was written.
         """
         for attempt in range(2):
@@ -440,6 +455,7 @@ class KeyManager(ManagerBase):
             ended, successor = _policy.plan_rotation(
                 old.key, successor_id=parts.key_id, now=now, grace=grace, expires_in=expires_in
             )
+            self._check_issuance(now, successor.expires_at)
             new_record = KeyRecord(successor, self.hasher.hash(parts.secret))
             try:
                 self.store.write(insert=[new_record], update=[KeyRecord(ended, old.secret_hash)])

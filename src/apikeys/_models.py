@@ -7,7 +7,7 @@ import enum
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, NoReturn
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -22,6 +22,49 @@ class KeyState(str, enum.Enum):
     EXPIRED = "expired"
     REVOKED = "revoked"
     DISABLED = "disabled"
+
+
+class FrozenDict(dict[str, Any]):
+    """A dict that refuses changes, so a record's metadata cannot be edited in place.
+
+    It is still a ``dict`` (JSON, pydantic and ORMs take it as one), and nested
+    dicts and lists are frozen too. Copy it (``dict(d)``) to change it.
+    """
+
+    __slots__ = ()
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise TypeError("APIKey.metadata is read-only; pass new metadata to update()")
+
+    __setitem__ = __delitem__ = __ior__ = _refuse
+    clear = pop = popitem = setdefault = update = _refuse
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (FrozenDict, (dict(self),))
+
+
+class FrozenList(list[Any]):
+    """A list that refuses changes (the lists inside frozen metadata)."""
+
+    __slots__ = ()
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise TypeError("APIKey.metadata is read-only; pass new metadata to update()")
+
+    __setitem__ = __delitem__ = __iadd__ = __imul__ = _refuse
+    append = extend = insert = remove = pop = clear = sort = reverse = _refuse
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (FrozenList, (list(self),))
+
+
+def freeze(value: Any) -> Any:
+    """``value`` with every dict and list (or tuple) frozen, recursively."""
+    if isinstance(value, dict):
+        return FrozenDict({k: freeze(v) for k, v in value.items()})
+    if isinstance(value, list | tuple):
+        return FrozenList(freeze(v) for v in value)
+    return value
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -55,7 +98,7 @@ class APIKey(BaseModel):
         last_used_ip: The client address of that verification, when known.
         allowed_ips: Addresses and CIDR networks the key may be used from; empty
             means anywhere.
-        metadata: Free-form JSON-serialisable data of the application's.
+        metadata: Free-form JSON-serialisable data of the application's (read-only).
         replaced_by: Id of the successor after a rotation.
         replaces: Id of the predecessor, for a key issued by a rotation.
         rate_limits: Per-key rate limits (``"100/minute"``), empty for the default.
@@ -85,6 +128,11 @@ class APIKey(BaseModel):
     rate_limits: tuple[str, ...] = ()
     quota: str | None = None
     version: int = 1
+
+    @field_validator("metadata", mode="after")
+    @classmethod
+    def _frozen_metadata(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return value if isinstance(value, FrozenDict) else freeze(value)
 
     @field_validator(
         "created_at", "expires_at", "revoked_at", "disabled_at", "last_used_at", mode="after"

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from apikeys._models import APIKey, KeyState
+from apikeys._models import APIKey, FrozenDict, KeyState, freeze
 from apikeys._scopes import missing_scopes, validate_grants, validate_required
 from apikeys.errors import (
     AuthenticationError,
@@ -49,14 +49,33 @@ def validate_networks(allowed_ips: Iterable[str]) -> tuple[str, ...]:
     """
     if isinstance(allowed_ips, str):
         raise InvalidArgument("allowed_ips must be a list of strings, not one string")
+    if not isinstance(allowed_ips, Iterable):
+        raise InvalidArgument("allowed_ips must be a list of strings (use [] for anywhere)")
     result = []
     for entry in allowed_ips:
         try:
-            network = ipaddress.ip_network(str(entry).strip(), strict=False)
+            network = _unmapped(ipaddress.ip_network(str(entry).strip(), strict=False))
         except ValueError as exc:
             raise InvalidArgument(f"invalid IP address or network {entry!r}") from exc
         result.append(str(network))
     return tuple(dict.fromkeys(result))
+
+
+_IPV4_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
+
+
+def _unmapped(network: IPNetwork) -> IPNetwork:
+    """An IPv4-mapped IPv6 network (``::ffff:10.0.0.0/104``) as the IPv4 network it
+    names: presented addresses are unmapped before matching, so it must be too."""
+    if (
+        isinstance(network, ipaddress.IPv6Network)
+        and network.prefixlen >= 96
+        and network.subnet_of(_IPV4_MAPPED)
+    ):
+        mapped = network.network_address.ipv4_mapped
+        if mapped is not None:
+            return ipaddress.IPv4Network((mapped, network.prefixlen - 96))
+    return network
 
 
 _RATE_RE = re.compile(
@@ -78,6 +97,8 @@ def validate_rate_limits(rate_limits: Iterable[str]) -> tuple[str, ...]:
     """
     if isinstance(rate_limits, str):
         raise InvalidArgument("rate_limits must be a list of strings, not one string")
+    if not isinstance(rate_limits, Iterable):
+        raise InvalidArgument("rate_limits must be a list of strings (use [] for none)")
     result = tuple(str(limit).strip() for limit in rate_limits)
     for limit in result:
         if not _RATE_RE.fullmatch(limit):
@@ -112,8 +133,13 @@ def validate_name(name: str | None) -> str | None:
 
 
 def validate_metadata(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Check metadata is JSON-serialisable and small; return a frozen copy.
+
+    Raises:
+        InvalidArgument: not a mapping, not JSON-serialisable, or over 16 KiB as JSON.
+    """
     if metadata is None:
-        return {}
+        return FrozenDict()
     if not isinstance(metadata, Mapping):
         raise InvalidArgument("metadata must be a mapping")
     try:
@@ -122,8 +148,8 @@ def validate_metadata(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
         raise InvalidArgument(f"metadata must be JSON-serialisable: {exc}") from exc
     if len(text.encode()) > MAX_METADATA_BYTES:
         raise InvalidArgument(f"metadata is larger than {MAX_METADATA_BYTES} bytes as JSON")
-    loaded: dict[str, Any] = json.loads(text)
-    return loaded
+    frozen: dict[str, Any] = freeze(json.loads(text))
+    return frozen
 
 
 def resolve_expiry(
@@ -200,7 +226,7 @@ def check_usable(key: APIKey, now: datetime) -> None:
 
 @lru_cache(maxsize=4096)
 def _networks(allowed_ips: tuple[str, ...]) -> tuple[IPNetwork, ...]:
-    return tuple(ipaddress.ip_network(entry, strict=False) for entry in allowed_ips)
+    return tuple(_unmapped(ipaddress.ip_network(entry, strict=False)) for entry in allowed_ips)
 
 
 @lru_cache(maxsize=4096)

@@ -30,6 +30,8 @@ def validate_grants(scopes: Iterable[str]) -> tuple[str, ...]:
     """
     if isinstance(scopes, str):
         raise InvalidArgument("scopes must be a list of strings, not one string")
+    if not isinstance(scopes, Iterable):
+        raise InvalidArgument("scopes must be a list of strings (use [] for none)")
     result = set()
     for scope in scopes:
         if (

@@ -6,7 +6,7 @@
     ├── AuthenticationError    401   code: missing (adapters: no key sent)
     │                                      | malformed | not_found | invalid_secret
     │                                      | revoked | expired | disabled
-    ├── PermissionDenied       403
+    ├── PermissionDenied       403   code: permission_denied
     │   ├── InsufficientScope  403   code: insufficient_scope (.missing)
     │   └── IPNotAllowed       403   code: ip_not_allowed
     ├── RateLimited            429   code: rate_limited (.retry_after, .limit, .remaining)
@@ -215,8 +215,16 @@ class KeyNotFound(APIKeyError, LookupError):
     code = "key_not_found"
 
     def __init__(self, key_id: str) -> None:
-        self.key_id = key_id
-        super().__init__(f"No API key with id {key_id!r}.")
+        from apikeys._keyformat import is_key_id
+
+        # Only an id-shaped value is echoed: a caller who passes a whole key where an
+        # id belongs must not find its secret in the message, a log or this attribute.
+        shaped = is_key_id(key_id)
+        self.key_id: str | None = key_id if shaped else None
+        """The id asked for, or ``None`` when the value was not shaped like a key id."""
+        super().__init__(
+            f"No API key with id {key_id!r}." if shaped else "No API key with that id."
+        )
 
 
 class InvalidKeyState(APIKeyError):

@@ -91,6 +91,19 @@ class Argon2Hasher:
         salt_len: int = 16,
         max_factor: int = 4,
     ) -> None:
+        # argon2-cffi accepts these at construction and fails only on the first hash
+        # (with its own HashingError); refuse them here, where the mistake is made.
+        if (
+            time_cost < 1
+            or parallelism < 1
+            or memory_cost < 8 * parallelism
+            or hash_len < 4
+            or salt_len < 8
+        ):
+            raise ConfigurationError(
+                "invalid Argon2 parameters: need time_cost >= 1, parallelism >= 1, "
+                "memory_cost >= 8 * parallelism (KiB), hash_len >= 4, salt_len >= 8"
+            )
         try:
             self._hasher = argon2.PasswordHasher(
                 time_cost=time_cost,

@@ -1,0 +1,328 @@
+"""The admin of API keys: list, filter and search them, issue one (its plaintext
+is shown once, on the page answering the form, and stored nowhere), revoke and
+rotate. The hash is never shown; a key's record is read-only — every change goes
+through the manager (version-checked, evented), never through ``save()``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.utils.cache import add_never_cache_headers, patch_cache_control
+
+from apikeys import _policy
+from apikeys._keyformat import new_key_id
+from apikeys._models import IssuedKey, KeyState
+from apikeys.django._runtime import get_manager, get_settings
+from apikeys.django.conf import parse_duration
+from apikeys.django.models import APIKeyRecord
+from apikeys.django.store import state_filter, to_db
+from apikeys.errors import APIKeyError, ConfigurationError
+
+__all__ = ["APIKeyRecordAdmin", "IssueKeyForm"]
+
+_ISSUED = "_apikeys_issued"
+_DETAIL_FIELDS = (
+    "id",
+    "prefix",
+    "owner",
+    "name",
+    "state_now",
+    "scopes",
+    "created_at",
+    "expires_at",
+    "last_used_at",
+    "last_used_ip",
+    "revoked_at",
+    "revoke_reason",
+    "disabled_at",
+    "disabled_reason",
+    "replaces",
+    "replaced_by",
+    "allowed_ips",
+    "rate_limits",
+    "quota",
+    "metadata",
+    "version",
+)
+
+
+def _words(text: str) -> list[str]:
+    return [word for word in text.replace(",", " ").split() if word]
+
+
+def _format_duration(value: timedelta | None) -> str:
+    if value is None:
+        return ""
+    seconds = int(value.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+class IssueKeyForm(forms.ModelForm):  # type: ignore[type-arg]
+    """The admin's form issuing a key; every value is checked as ``create`` would."""
+
+    key_prefix = forms.ChoiceField(label="Prefix", choices=())
+    grant_scopes = forms.CharField(
+        label="Scopes",
+        required=False,
+        help_text="Separated by spaces or commas, e.g. orders:read orders:write.",
+    )
+    lifetime = forms.CharField(
+        label="Expires in",
+        required=False,
+        help_text="A duration such as 90d, 12h or 2w; empty: never.",
+    )
+    ip_allowlist = forms.CharField(
+        label="Allowed addresses",
+        required=False,
+        help_text="Addresses or CIDR networks; empty: anywhere.",
+    )
+    key_rate_limits = forms.CharField(
+        label="Rate limits", required=False, help_text="e.g. 100/minute 10000/day."
+    )
+    key_quota = forms.CharField(label="Quota", required=False, help_text="e.g. 1000/month.")
+
+    class Meta:
+        model = APIKeyRecord
+        fields = ("owner", "name")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        conf = get_settings()
+        field = self.fields["key_prefix"]
+        field.choices = [(p, p) for p in conf.prefixes]  # type: ignore[attr-defined]
+        field.initial = conf.prefixes[0]
+        self.fields["lifetime"].initial = _format_duration(conf.default_expiry)
+        self.create_args: dict[str, Any] = {}
+        """The arguments of ``manager.create``, once the form is valid."""
+
+    def clean(self) -> dict[str, Any]:
+        """Check every value as ``manager.create`` would, without writing."""
+        data: dict[str, Any] = super().clean() or {}
+        if self.errors:
+            return data
+        lifetime = (data.get("lifetime") or "").strip()
+        try:
+            expires_in = parse_duration(lifetime, name="Expires in") if lifetime else None
+        except ConfigurationError as exc:
+            raise forms.ValidationError(str(exc)) from exc
+        if expires_in is not None and expires_in <= timedelta(0):
+            raise forms.ValidationError("Expires in must be positive (or empty: never).")
+        args: dict[str, Any] = {
+            "owner": data["owner"],
+            "name": data.get("name") or None,
+            "scopes": _words(data.get("grant_scopes", "")),
+            "expires_in": expires_in,
+            "allowed_ips": _words(data.get("ip_allowlist", "")),
+            "rate_limits": _words(data.get("key_rate_limits", "")),
+            "quota": (data.get("key_quota") or "").strip() or None,
+            "prefix": data["key_prefix"],
+        }
+        manager = get_manager()
+        now = manager.now()
+        try:
+            _policy.new_key(
+                key_id=new_key_id(),
+                prefix=args["prefix"],
+                owner=args["owner"],
+                now=now,
+                scopes=args["scopes"],
+                name=args["name"],
+                expires_at=_policy.resolve_expiry(now, expires_in, None),
+                allowed_ips=args["allowed_ips"],
+                metadata=None,
+                rate_limits=args["rate_limits"],
+                quota=args["quota"],
+            )
+        except APIKeyError as exc:
+            raise forms.ValidationError(exc.message) from exc
+        self.create_args = args
+        return data
+
+
+class StateFilter(admin.SimpleListFilter):
+    """Filter by state now: active, expired, revoked or suspended."""
+
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> Sequence[tuple[str, str]]:
+        return [(state.value, state.value) for state in KeyState]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any] | None:
+        value = self.value()
+        if value not in {state.value for state in KeyState}:
+            return queryset
+        return queryset.filter(state_filter(KeyState(value), to_db(get_manager().now())))
+
+
+class ExpiryFilter(admin.SimpleListFilter):
+    """Filter by expiry: past, within a week or a month, or never."""
+
+    title = "expiry"
+    parameter_name = "expiry"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> Sequence[tuple[str, str]]:
+        return [
+            ("past", "expired"),
+            ("7d", "within 7 days"),
+            ("30d", "within 30 days"),
+            ("never", "never expires"),
+        ]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any] | None:
+        now = get_manager().now()
+        value = self.value()
+        if value == "past":
+            return queryset.filter(expires_at__lte=to_db(now))
+        if value in {"7d", "30d"}:
+            horizon = now + timedelta(days=7 if value == "7d" else 30)
+            return queryset.filter(
+                Q(expires_at__gt=to_db(now)) & Q(expires_at__lte=to_db(horizon))
+            )
+        if value == "never":
+            return queryset.filter(expires_at__isnull=True)
+        return queryset
+
+
+@admin.register(APIKeyRecord)
+class APIKeyRecordAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """API keys in the admin: read-only records, issued and changed via the manager."""
+
+    list_display = (
+        "id",
+        "prefix",
+        "owner",
+        "name",
+        "state_now",
+        "scope_list",
+        "created_at",
+        "expires_at",
+        "last_used_at",
+    )
+    list_filter = ("owner", StateFilter, ExpiryFilter)
+    search_fields = ("=id", "owner", "name")
+    ordering = ("-created_at",)
+    actions = ("revoke_keys", "rotate_keys")
+    issued_template = "admin/apikeys/issued.html"
+
+    # --- what is shown ------------------------------------------------------------------
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        return super().get_queryset(request).using(get_settings().database)
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is None:
+            return [
+                (None, {"fields": ("owner", "name", "key_prefix", "grant_scopes", "lifetime")}),
+                (
+                    "Restrictions",
+                    {"fields": ("ip_allowlist", "key_rate_limits", "key_quota")},
+                ),
+            ]
+        return [(None, {"fields": _DETAIL_FIELDS})]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Sequence[str]:
+        return () if obj is None else _DETAIL_FIELDS
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        if obj is None:
+            kwargs["form"] = IssueKeyForm
+        return super().get_form(request, obj, change, **kwargs)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # A record is never edited in a form; the actions (revoke, rotate) need
+        # the model's change permission.
+        return obj is None and super().has_change_permission(request)
+
+    @admin.display(description="state")
+    def state_now(self, obj: APIKeyRecord) -> str:
+        return obj.state(get_manager().now()).value
+
+    @admin.display(description="scopes")
+    def scope_list(self, obj: APIKeyRecord) -> str:
+        return " ".join(obj.scopes or ())
+
+    # --- issuing ------------------------------------------------------------------------
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        """Issue the key through the manager (never ``obj.save()``)."""
+        if change:  # pragma: no cover - records are read-only
+            return
+        issued = get_manager().create(**form.create_args)
+        key = issued.key
+        obj.id, obj.prefix, obj.owner, obj.name = key.id, key.prefix, key.owner, key.name
+        setattr(request, _ISSUED, [issued])
+
+    def response_add(self, request: HttpRequest, obj: Any, post_url_continue: Any = None) -> Any:
+        """The page showing the new key's plaintext, once."""
+        return self._show_issued(request, getattr(request, _ISSUED, []), "Key issued")
+
+    def _show_issued(self, request: HttpRequest, issued: list[IssuedKey], title: str) -> HttpResponse:
+        context = {
+            **self.admin_site.each_context(request),
+            "title": title,
+            "opts": self.opts,
+            "issued": [(item.key, item.plaintext) for item in issued],
+        }
+        response = TemplateResponse(request, self.issued_template, context)
+        add_never_cache_headers(response)
+        patch_cache_control(response, no_store=True, private=True)
+        return response
+
+    # --- actions ------------------------------------------------------------------------
+
+    @admin.action(description="Revoke the selected keys", permissions=["change"])
+    def revoke_keys(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        """Revoke each selected key at once (final)."""
+        manager = get_manager()
+        user = getattr(request, "user", None)
+        reason = f"revoked in the admin by {user.get_username()}" if user else "revoked in the admin"
+        done = 0
+        for key_id in queryset.values_list("pk", flat=True):
+            try:
+                manager.revoke(key_id, reason=reason)
+            except APIKeyError as exc:
+                self.message_user(request, f"{key_id}: {exc.message}", messages.ERROR)
+            else:
+                done += 1
+        if done:
+            self.message_user(request, f"Revoked {done} key(s).", messages.SUCCESS)
+
+    @admin.action(description="Rotate the selected keys (show the new keys once)", permissions=["change"])
+    def rotate_keys(self, request: HttpRequest, queryset: QuerySet[Any]) -> HttpResponse | None:
+        """Issue a successor for each selected key; the old one keeps working for
+        ``APIKEYS['ROTATION_GRACE']``. Answers with the new plaintexts, once."""
+        manager = get_manager()
+        grace = get_settings().rotation_grace
+        issued: list[IssuedKey] = []
+        for key_id in queryset.values_list("pk", flat=True):
+            try:
+                issued.append(manager.rotate(key_id, grace=grace))
+            except APIKeyError as exc:
+                self.message_user(request, f"{key_id}: {exc.message}", messages.ERROR)
+        if not issued:
+            return None
+        return self._show_issued(request, issued, "Keys rotated")
+
+    # --- deleting -----------------------------------------------------------------------
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        """Purge through the manager (the audit trail loses the key)."""
+        get_manager().purge(obj.pk)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        """Purge each selected key through the manager."""
+        manager = get_manager()
+        for key_id in queryset.values_list("pk", flat=True):
+            manager.purge(key_id)

@@ -1,0 +1,63 @@
+"""Fixtures of the FastAPI adapter tests (helpers live in ``fastapi_support``).
+
+Every test that takes ``env`` runs twice: with an AsyncKeyManager and a KeyManager.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from fastapi_support import Env, PeerAt, TestClient, build_app, make_env
+
+from apikeys import AsyncKeyManager, KeyManager
+from apikeys.fastapi import APIKeyAuth
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(params=["async", "sync"])
+def kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def env(kind: str) -> Env:
+    return make_env(kind)
+
+
+@pytest.fixture(name="make_env")
+def make_env_fixture(kind: str) -> Callable[..., Env]:
+    """``make_env(limiter=..., **manager_args)`` for the parametrized kind."""
+    return lambda **kwargs: make_env(kind, **kwargs)
+
+
+@pytest.fixture
+def make_client() -> Iterator[Callable[..., TestClient]]:
+    """Build an APIKeyAuth on a manager and a TestClient on the demo app."""
+    clients: list[TestClient] = []
+
+    def make(
+        manager: KeyManager | AsyncKeyManager,
+        client: tuple[str, int] = ("203.0.113.9", 40000),
+        **auth_args: Any,
+    ) -> TestClient:
+        test_client = TestClient(
+            PeerAt(build_app(APIKeyAuth(manager, **auth_args)), client),
+            raise_server_exceptions=False,
+        )
+        clients.append(test_client)
+        return test_client
+
+    yield make
+    for test_client in clients:
+        test_client.close()
+
+
+@pytest.fixture
+def client(env: Env, make_client: Callable[..., TestClient]) -> TestClient:
+    return make_client(env.manager)
