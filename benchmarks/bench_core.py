@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _harness import Result, measure, table
 
 from apikeys import APIKeyError, KeyManager
-from apikeys._keyformat import format_key, new_key_id, random_base62
+from apikeys._keyformat import format_key, new_key_id, parse_or_none, random_base62
 from apikeys.hashing import Argon2Hasher
 from apikeys.storage import MemoryStore
 
@@ -54,6 +54,8 @@ def main() -> None:
                 n=250, warmup=10),
         measure("malformed key (bad checksum)", _failing(lambda: keys.verify(malformed)),
                 n=20_000, batch=5),
+        measure("format check alone (parse_or_none, bad checksum)",
+                lambda: parse_or_none(malformed, keys.prefixes), n=20_000, batch=5),
         measure("unknown key id", _failing(lambda: keys.verify(unknown)), n=20_000, batch=5),
         measure("wrong secret (cached key id)", _failing(lambda: keys.verify(wrong)),
                 n=20_000, batch=5),

@@ -100,6 +100,7 @@ class ManagerBase:
         for sink in self._sinks:
             if not isinstance(sink, EventSink):
                 raise ConfigurationError(f"{sink!r} is not an event sink (it has no emit())")
+        self._routes: dict[str, tuple[EventSink, ...]] = {}
         if issuance is not None and not isinstance(issuance, IssuancePolicy):
             raise ConfigurationError(f"{issuance!r} is not an IssuancePolicy")
         self.issuance = issuance
@@ -119,9 +120,25 @@ class ManagerBase:
         if not isinstance(sink, EventSink):
             raise ConfigurationError(f"{sink!r} is not an event sink (it has no emit())")
         self._sinks = (*self._sinks, sink)
+        self._routes = {}
+
+    def _sinks_for(self, event_type: str) -> tuple[EventSink, ...]:
+        """The sinks that take events of ``event_type``: a sink may list the types it
+        wants in an ``event_types`` attribute (read when it is added; absent or
+        ``None``: all), so no event is built on the request path for nobody."""
+        sinks = self._routes.get(event_type)
+        if sinks is None:
+            sinks = tuple(
+                sink
+                for sink in self._sinks
+                if getattr(sink, "event_types", None) is None
+                or event_type in sink.event_types  # type: ignore[attr-defined]
+            )
+            self._routes[event_type] = sinks
+        return sinks
 
     def _emit(self, event: Event) -> None:
-        for sink in self._sinks:
+        for sink in self._sinks_for(event.type):
             try:
                 sink.emit(event)
             except Exception:
@@ -299,7 +316,7 @@ class ManagerBase:
     def _verified(
         self, key: APIKey, now: datetime, ip: str | None, required: tuple[str, ...]
     ) -> None:
-        if self._sinks:
+        if self._sinks_for(KeyVerified.type):
             self._emit(KeyVerified(at=now, key_id=key.id, owner=key.owner, ip=ip, scopes=required))
 
     def _limited(

@@ -189,7 +189,7 @@ class KeyManager(ManagerBase):
     ) -> None:
         """Report a finished request made with ``key`` (adapters call this) as a
         :class:`~apikeys.events.RequestCompleted` event for usage tracking."""
-        if self._sinks:
+        if self._sinks_for(RequestCompleted.type):
             self._emit(
                 RequestCompleted(
                     at=self.now(),

@@ -7,6 +7,7 @@ function; adding a group is one module plus its name in :data:`COMMAND_MODULES`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import sys
@@ -202,10 +203,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         # The reader went away (``apikeys list | head``): stop quietly, and keep
         # Python from complaining again when it flushes stdout at exit.
-        try:
+        with contextlib.suppress(OSError, ValueError, AttributeError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        except (OSError, ValueError, AttributeError):
-            pass
         return 141
     except OSError as exc:
         where = f": {exc.filename}" if exc.filename else ""

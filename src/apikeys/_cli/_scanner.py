@@ -256,7 +256,7 @@ class Scanner:
                 if is_binary(head):
                     self.stats.binary += 1
                     return []
-                rest = handle.read(self.max_bytes + 1 - len(head))
+                rest = handle.read(max(0, self.max_bytes + 1 - len(head)))
         except OSError:
             self.stats.unreadable.append(display)
             return []

@@ -67,7 +67,7 @@ def parse_json_object(text: str) -> dict[str, Any]:
     except ValueError as exc:
         raise UsageError(f"invalid JSON for --metadata: {exc}") from None
     if not isinstance(value, dict):
-        raise UsageError("--metadata must be a JSON object, e.g. '{\"team\": \"billing\"}'")
+        raise UsageError('--metadata must be a JSON object, e.g. \'{"team": "billing"}\'')
     return value
 
 

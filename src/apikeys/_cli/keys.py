@@ -10,8 +10,7 @@ from typing import Any, Final
 
 from apikeys._cli._app import Commands
 from apikeys._cli._context import Context
-from apikeys._cli._errors import CommandError, Exit, UsageError
-from apikeys._cli.scan import add_scan_options
+from apikeys._cli._errors import Exit, UsageError
 from apikeys._cli._values import (
     key_id_of,
     parse_duration,
@@ -19,16 +18,15 @@ from apikeys._cli._values import (
     parse_json_object,
 )
 from apikeys._cli.output import KEY_HEADERS, key_details, key_json, key_row, when
+from apikeys._cli.scan import add_scan_options
 from apikeys._manager import KeyManager
 from apikeys._models import APIKey, IssuedKey, KeyState
-from apikeys._policy import UNSET
 from apikeys.errors import (
     APIKeyError,
     AuthenticationError,
     KeyNotFound,
     PermissionDenied,
     RateLimited,
-    StorageError,
 )
 
 PAGE: Final = 1000
@@ -113,16 +111,21 @@ def _create(args: argparse.Namespace, ctx: Context) -> int:
 
 def _add_key_settings(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--scope", "-s", action="append", metavar="SCOPE",
+        "--scope",
+        "-s",
+        action="append",
+        metavar="SCOPE",
         help="a granted scope (repeat, or comma-separate): orders:read, orders:*, *",
-    )  # fmt: skip
+    )
     parser.add_argument("--name", help="a human label, e.g. CI")
     parser.add_argument("--expires-in", metavar="DURATION", help="lifetime: 90d, 12h, 2w, 1d12h")
     parser.add_argument("--expires-at", metavar="WHEN", help="expiry (ISO 8601, UTC if no zone)")
     parser.add_argument(
-        "--allow-ip", action="append", metavar="CIDR",
+        "--allow-ip",
+        action="append",
+        metavar="CIDR",
         help="an address or network the key may be used from (repeat); default anywhere",
-    )  # fmt: skip
+    )
     parser.add_argument("--metadata", metavar="JSON", help="a JSON object of your own data")
     parser.add_argument(
         "--rate-limit", action="append", metavar="LIMIT", help="e.g. 100/minute (repeat)"
@@ -165,8 +168,9 @@ def _list(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _show(args: argparse.Namespace, ctx: Context) -> int:
+    key_id = key_id_of(args.key_id)
     manager = ctx.manager()
-    key = manager.get(key_id_of(args.key_id))
+    key = manager.get(key_id)
     if ctx.out.json_mode:
         ctx.out.json(key_json(key, manager.now()))
     else:
@@ -178,8 +182,8 @@ def _show(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _update(args: argparse.Namespace, ctx: Context) -> int:
-    manager = ctx.manager()
     key_id = key_id_of(args.key_id)
+    manager = ctx.manager()
     changes: dict[str, Any] = {}
     if args.scope is not None or args.add_scope or args.remove_scope:
         base = _scopes(args.scope) if args.scope is not None else list(manager.get(key_id).scopes)
@@ -213,7 +217,7 @@ def _update(args: argparse.Namespace, ctx: Context) -> int:
         changes["quota"] = None
     if not changes:
         raise UsageError("nothing to update: give at least one setting (see --help)")
-    key = manager.update(key_id, **{name: changes.get(name, UNSET) for name in changes})
+    key = manager.update(key_id, **changes)
     if ctx.out.json_mode:
         ctx.out.json(key_json(key, manager.now()))
     else:
@@ -224,11 +228,15 @@ def _update(args: argparse.Namespace, ctx: Context) -> int:
 def _add_update_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("key_id", metavar="KEY_ID", help="the key's id (or the whole key)")
     scopes = parser.add_argument_group("scopes")
-    scopes.add_argument("--scope", "-s", action="append", metavar="SCOPE",
-                        help="replace the scopes with these (repeat or comma-separate)")
+    scopes.add_argument(
+        "--scope",
+        "-s",
+        action="append",
+        metavar="SCOPE",
+        help="replace the scopes with these (repeat or comma-separate)",
+    )
     scopes.add_argument("--add-scope", action="append", metavar="SCOPE", help="grant a scope")
-    scopes.add_argument("--remove-scope", action="append", metavar="SCOPE",
-                        help="withdraw a scope")
+    scopes.add_argument("--remove-scope", action="append", metavar="SCOPE", help="withdraw a scope")
     name = parser.add_mutually_exclusive_group()
     name.add_argument("--name", help="set the label")
     name.add_argument("--clear-name", action="store_true", help="remove the label")
@@ -237,17 +245,24 @@ def _add_update_arguments(parser: argparse.ArgumentParser) -> None:
     expiry.add_argument("--expires-in", metavar="DURATION", help="expire this long from now")
     expiry.add_argument("--no-expiry", action="store_true", help="never expire")
     ips = parser.add_mutually_exclusive_group()
-    ips.add_argument("--allow-ip", action="append", metavar="CIDR",
-                     help="replace the allowed addresses with these (repeat)")
+    ips.add_argument(
+        "--allow-ip",
+        action="append",
+        metavar="CIDR",
+        help="replace the allowed addresses with these (repeat)",
+    )
     ips.add_argument("--allow-anywhere", action="store_true", help="remove the address limits")
     meta = parser.add_mutually_exclusive_group()
     meta.add_argument("--metadata", metavar="JSON", help="replace the metadata")
     meta.add_argument("--clear-metadata", action="store_true", help="remove the metadata")
     limits = parser.add_mutually_exclusive_group()
-    limits.add_argument("--rate-limit", action="append", metavar="LIMIT",
-                        help="replace the rate limits with these (repeat)")
-    limits.add_argument("--clear-rate-limits", action="store_true",
-                        help="use the default limits")
+    limits.add_argument(
+        "--rate-limit",
+        action="append",
+        metavar="LIMIT",
+        help="replace the rate limits with these (repeat)",
+    )
+    limits.add_argument("--clear-rate-limits", action="store_true", help="use the default limits")
     quota = parser.add_mutually_exclusive_group()
     quota.add_argument("--quota", help="set the quota: 1000 or 1000/month")
     quota.add_argument("--no-quota", action="store_true", help="remove the quota")
@@ -307,10 +322,10 @@ def _revoke(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _rotate(args: argparse.Namespace, ctx: Context) -> int:
-    manager = ctx.manager()
     grace = parse_duration(args.grace, allow_zero=True) if args.grace else timedelta(0)
     expires_in = parse_duration(args.expires_in) if args.expires_in else None
     old_id = key_id_of(args.key_id)
+    manager = ctx.manager()
     issued = manager.rotate(old_id, grace=grace, expires_in=expires_in)
     show_issued(ctx, [issued], quiet=args.quiet)
     if not args.quiet and not ctx.out.json_mode:
@@ -372,6 +387,9 @@ def _purge_targets(ctx: Context, state: str, older_than: str | None) -> list[API
 def _purge(args: argparse.Namespace, ctx: Context) -> int:
     if bool(args.key_ids) == (args.state is not None):
         raise UsageError("give KEY_ID... or --state revoked|expired (one of them)")
+    if args.older_than and args.state is None:
+        raise UsageError("--older-than goes with --state")
+    requested = [key_id_of(v) for v in args.key_ids]
     manager = ctx.manager()
     now = manager.now()
     if args.state is not None:
@@ -381,9 +399,7 @@ def _purge(args: argparse.Namespace, ctx: Context) -> int:
             raise UsageError(f"would purge these {len(targets)} keys: add --yes to do it")
         key_ids = [k.id for k in targets]
     else:
-        if args.older_than:
-            raise UsageError("--older-than goes with --state")
-        key_ids = [key_id_of(v) for v in args.key_ids]
+        key_ids = requested
     purged: list[str] = []
     missing: list[str] = []
     with ctx.out.progress("purging keys", total=len(key_ids)) as progress:
@@ -395,7 +411,8 @@ def _purge(args: argparse.Namespace, ctx: Context) -> int:
     if ctx.out.json_mode:
         ctx.out.json({"purged": purged, "not_found": missing})
     else:
-        ctx.out.note(f"purged {len(purged)} key(s)")
+        if args.state is not None:
+            ctx.out.note(f"purged {len(purged)} key(s)")
         for key_id in purged:
             ctx.out.line(key_id)
     return Exit.FAILED if missing else Exit.OK
@@ -445,18 +462,29 @@ def register(commands: Commands) -> None:
     p.add_argument("--reason", help="why (kept in the record), e.g. leaked")
     p.add_argument("--owner", help="revoke every unrevoked key of this owner (with --yes)")
     p.add_argument("--yes", action="store_true", help="confirm a bulk revocation")
-    p.add_argument("--from-scan", nargs="+", metavar="PATH",
-                   help="revoke the keys found in these files/directories ('-': stdin)")
-    p.add_argument("--rotate", action="store_true",
-                   help="with --from-scan: issue a replacement for each live key")
+    p.add_argument(
+        "--from-scan",
+        nargs="+",
+        metavar="PATH",
+        help="revoke the keys found in these files/directories ('-': stdin)",
+    )
+    p.add_argument(
+        "--rotate",
+        action="store_true",
+        help="with --from-scan: issue a replacement for each live key",
+    )
     add_scan_options(p.add_argument_group("with --from-scan"))
 
     p = commands.add("rotate", _rotate, help="issue a successor; the old key ends after --grace")
     p.add_argument("key_id", metavar="KEY_ID", help="the key's id (or the whole key)")
-    p.add_argument("--grace", metavar="DURATION",
-                   help="how long the old key keeps working (default 0: stops now)")
-    p.add_argument("--expires-in", metavar="DURATION",
-                   help="the successor's lifetime (default: the old key's)")
+    p.add_argument(
+        "--grace",
+        metavar="DURATION",
+        help="how long the old key keeps working (default 0: stops now)",
+    )
+    p.add_argument(
+        "--expires-in", metavar="DURATION", help="the successor's lifetime (default: the old key's)"
+    )
     p.add_argument("--quiet", "-q", action="store_true", help="print only the new key")
 
     p = commands.add(
@@ -475,10 +503,14 @@ def register(commands: Commands) -> None:
 
     p = commands.add("purge", _purge, help="delete key records for good (audit trail too)")
     p.add_argument("key_ids", nargs="*", metavar="KEY_ID", help="ids to purge")
-    p.add_argument("--state", choices=["revoked", "expired"],
-                   help="purge every key in this state (with --yes)")
-    p.add_argument("--older-than", metavar="DURATION",
-                   help="with --state: only keys revoked/expired at least this long ago")
+    p.add_argument(
+        "--state", choices=["revoked", "expired"], help="purge every key in this state (with --yes)"
+    )
+    p.add_argument(
+        "--older-than",
+        metavar="DURATION",
+        help="with --state: only keys revoked/expired at least this long ago",
+    )
     p.add_argument("--yes", action="store_true", help="confirm a bulk purge")
 
 

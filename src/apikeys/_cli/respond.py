@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Final
 
 from apikeys._cli._context import Context
 from apikeys._cli._errors import Exit
@@ -97,7 +97,8 @@ def _report(ctx: Context, cases: list[_Case], files: int) -> None:
                 (
                     c.finding.key_id,
                     c.verdict.key.owner if c.verdict.key else "-",
-                    c.locations[0] + (f" (+{len(c.locations) - 1})" if len(c.locations) > 1 else ""),
+                    c.locations[0]
+                    + (f" (+{len(c.locations) - 1})" if len(c.locations) > 1 else ""),
                     c.verdict.exposure.value
                     + (f" ({REASON_TEXT[c.verdict.reason]})" if c.verdict.reason else ""),
                     c.action,
@@ -109,9 +110,8 @@ def _report(ctx: Context, cases: list[_Case], files: int) -> None:
     issued = [c.replacement for c in cases if c.replacement is not None]
     if issued:
         out.line()
-        out.line("New keys (hand each to its owner; shown only this once):")
-        for item in issued:
-            out.line(f"  {item.key.id}  {item.key.owner}  {item.plaintext}")
+        out.line("New keys, shown only this once (hand each to its owner):")
+        out.table(("ID", "OWNER", "KEY"), ((i.key.id, i.key.owner, i.plaintext) for i in issued))
 
 
 def respond(ctx: Context, args: argparse.Namespace) -> int:
@@ -147,5 +147,3 @@ def respond(ctx: Context, args: argparse.Namespace) -> int:
     if not ctx.out.json_mode:
         ctx.out.note(summary(stats, len(findings)) + f"; revoked {revoked} key(s)")
     return Exit.OK
-
-

@@ -105,6 +105,7 @@ def finding_text(finding: Finding, verdict: Verdict | None) -> str:
 
 
 def _scan(args: argparse.Namespace, ctx: Context) -> int:
+    ctx.require_prefixes()
     targets = args.paths or ["."]
     max_bytes = parse_size(args.max_size) if args.max_size else DEFAULT_MAX_BYTES
     # Open the store before scanning, so a wrong URL fails at once, not after a long scan.
@@ -152,13 +153,17 @@ def add_scan_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup) 
         "--no-ignore", action="store_true", help="also scan files ignored by .gitignore"
     )
     parser.add_argument(
-        "--exclude", action="append", default=[], metavar="GLOB",
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="GLOB",
         help="skip paths or file names matching GLOB (repeat), e.g. 'tests/fixtures/*'",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--max-size", metavar="SIZE",
+        "--max-size",
+        metavar="SIZE",
         help=f"skip files larger than this (default {DEFAULT_MAX_BYTES // 1024**2}M)",
-    )  # fmt: skip
+    )
 
 
 def register(commands: Commands) -> None:
@@ -178,7 +183,8 @@ def register(commands: Commands) -> None:
     )
     p.add_argument("paths", nargs="*", metavar="PATH", help="files, directories, '-' (default .)")
     p.add_argument(
-        "--check-store", action="store_true",
+        "--check-store",
+        action="store_true",
         help="look each key up: live, suspended, expired, revoked or unknown",
-    )  # fmt: skip
+    )
     add_scan_options(p)

@@ -9,11 +9,13 @@ once; later layers only check their extra scopes.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 
 from apikeys import _http
@@ -78,7 +80,7 @@ def state(request: HttpRequest) -> RequestState:
     if found is None:
         found = RequestState()
         request.__dict__[_STATE] = found
-    return found  # type: ignore[no-any-return]
+    return found
 
 
 def client_ip(request: HttpRequest, settings: _http.HTTPSettings) -> str | None:
@@ -91,12 +93,19 @@ def client_ip(request: HttpRequest, settings: _http.HTTPSettings) -> str | None:
     )
 
 
-def _header(request: HttpRequest, name: str | None) -> list[str]:
+@functools.lru_cache(maxsize=16)
+def _meta_name(header: str) -> str:
+    return "HTTP_" + header.upper().replace("-", "_")
+
+
+def header_values(request: HttpRequest, name: str | None) -> list[str]:
+    """The values of header ``name`` in ``request`` (none when ``name`` is ``None``)."""
     if name is None:
         return []
     # WSGI servers and Django's ASGI handler join repeated headers with commas;
-    # extract_key splits them again, so a repeat never slips through.
-    value = request.headers.get(name)
+    # extract_key splits them again, so a repeat never slips through. (META, not
+    # request.headers: that builds a dict of every header on first use.)
+    value = request.META.get(_meta_name(name))
     return [] if value is None else [value]
 
 
@@ -108,13 +117,15 @@ def raw_key(request: HttpRequest, settings: _http.HTTPSettings) -> str:
             non-Bearer authorization scheme).
     """
     return settings.extract_key(
-        _header(request, settings.authorization_header),
-        _header(request, settings.api_key_header),
+        header_values(request, settings.authorization_header),
+        header_values(request, settings.api_key_header),
         request.GET.getlist(settings.query_param) if settings.query_param else (),
     )
 
 
-def scopes_for(spec: ScopeSpec | None, method: str | None, action: str | None = None) -> tuple[str, ...]:
+def scopes_for(
+    spec: ScopeSpec | None, method: str | None, action: str | None = None
+) -> tuple[str, ...]:
     """The scopes ``spec`` requires for a request.
 
     Args:
@@ -312,4 +323,3 @@ def report_failure(request: HttpRequest) -> None:
     current = state(request)
     if current.verification is not None and not current.reported:
         finish(request, HttpResponse(status=500))
-

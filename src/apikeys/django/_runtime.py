@@ -8,11 +8,14 @@ changes (``override_settings`` in tests).
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from apikeys._async import AsyncKeyManager
 from apikeys._manager import KeyManager
 from apikeys.django.conf import APIKeysSettings, load_settings
+from apikeys.errors import ConfigurationError
 
 _lock = threading.Lock()
 _settings: APIKeysSettings | None = None
@@ -46,6 +49,14 @@ def _options(conf: APIKeysSettings) -> dict[str, Any]:
     return options
 
 
+@contextmanager
+def _options_checked() -> Iterator[None]:
+    try:
+        yield
+    except TypeError as exc:  # an unknown MANAGER_OPTIONS keyword
+        raise ConfigurationError(f"APIKEYS['MANAGER_OPTIONS']: {exc}") from exc
+
+
 def get_manager() -> KeyManager:
     """The process-wide :class:`~apikeys.KeyManager` on the Django database,
     built on first use from ``settings.APIKEYS``.
@@ -64,11 +75,12 @@ def get_manager() -> KeyManager:
 
         with _lock:
             if _manager is None:
-                _manager = KeyManager(
-                    DjangoStore(conf.database),
-                    rate_limiter=conf.rate_limiter,
-                    **_options(conf),
-                )
+                with _options_checked():
+                    _manager = KeyManager(
+                        DjangoStore(conf.database),
+                        rate_limiter=conf.rate_limiter,
+                        **_options(conf),
+                    )
             manager = _manager
     return manager
 
@@ -91,11 +103,12 @@ def get_async_manager() -> AsyncKeyManager:
 
         with _lock:
             if _async_manager is None:
-                _async_manager = AsyncKeyManager(
-                    DjangoStore(conf.database),
-                    rate_limiter=conf.async_rate_limiter,
-                    **_options(conf),
-                )
+                with _options_checked():
+                    _async_manager = AsyncKeyManager(
+                        DjangoStore(conf.database),
+                        rate_limiter=conf.async_rate_limiter,
+                        **_options(conf),
+                    )
             manager = _async_manager
     return manager
 

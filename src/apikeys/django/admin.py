@@ -17,8 +17,6 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils.cache import add_never_cache_headers, patch_cache_control
 
-from apikeys import _policy
-from apikeys._keyformat import new_key_id
 from apikeys._models import IssuedKey, KeyState
 from apikeys.django._runtime import get_manager, get_settings
 from apikeys.django.conf import parse_duration
@@ -69,7 +67,12 @@ def _format_duration(value: timedelta | None) -> str:
 
 
 class IssueKeyForm(forms.ModelForm):  # type: ignore[type-arg]
-    """The admin's form issuing a key; every value is checked as ``create`` would."""
+    """The admin's form issuing a key.
+
+    Validating it issues the key through the manager, so every refusal (a bad
+    scope, the issuance policy, the database down) is shown on the form, and a
+    valid form has :attr:`issued`.
+    """
 
     key_prefix = forms.ChoiceField(label="Prefix", choices=())
     grant_scopes = forms.CharField(
@@ -103,11 +106,12 @@ class IssueKeyForm(forms.ModelForm):  # type: ignore[type-arg]
         field.choices = [(p, p) for p in conf.prefixes]  # type: ignore[attr-defined]
         field.initial = conf.prefixes[0]
         self.fields["lifetime"].initial = _format_duration(conf.default_expiry)
-        self.create_args: dict[str, Any] = {}
-        """The arguments of ``manager.create``, once the form is valid."""
+        self.issued: IssuedKey | None = None
+        """The key issued, once the form is valid."""
+        self._create_args: dict[str, Any] | None = None
 
     def clean(self) -> dict[str, Any]:
-        """Check every value as ``manager.create`` would, without writing."""
+        """Read the values into the arguments of ``manager.create``."""
         data: dict[str, Any] = super().clean() or {}
         if self.errors:
             return data
@@ -128,26 +132,19 @@ class IssueKeyForm(forms.ModelForm):  # type: ignore[type-arg]
             "quota": (data.get("key_quota") or "").strip() or None,
             "prefix": data["key_prefix"],
         }
-        manager = get_manager()
-        now = manager.now()
-        try:
-            _policy.new_key(
-                key_id=new_key_id(),
-                prefix=args["prefix"],
-                owner=args["owner"],
-                now=now,
-                scopes=args["scopes"],
-                name=args["name"],
-                expires_at=_policy.resolve_expiry(now, expires_in, None),
-                allowed_ips=args["allowed_ips"],
-                metadata=None,
-                rate_limits=args["rate_limits"],
-                quota=args["quota"],
-            )
-        except APIKeyError as exc:
-            raise forms.ValidationError(exc.message) from exc
-        self.create_args = args
+        self._create_args = args
         return data
+
+    def full_clean(self) -> None:
+        """Validate, then issue the key: last, once every other check has passed,
+        so an invalid form never leaves a key behind."""
+        super().full_clean()
+        if self._create_args is None or self.errors:
+            return
+        try:
+            self.issued = get_manager().create(**self._create_args)
+        except APIKeyError as exc:
+            self.add_error(None, exc.message)
 
 
 class StateFilter(admin.SimpleListFilter):
@@ -163,7 +160,10 @@ class StateFilter(admin.SimpleListFilter):
         value = self.value()
         if value not in {state.value for state in KeyState}:
             return queryset
-        return queryset.filter(state_filter(KeyState(value), to_db(get_manager().now())))
+        chosen: QuerySet[Any] = queryset.filter(
+            state_filter(KeyState(value), to_db(get_manager().now()))
+        )
+        return chosen
 
 
 class ExpiryFilter(admin.SimpleListFilter):
@@ -184,15 +184,16 @@ class ExpiryFilter(admin.SimpleListFilter):
         now = get_manager().now()
         value = self.value()
         if value == "past":
-            return queryset.filter(expires_at__lte=to_db(now))
-        if value in {"7d", "30d"}:
+            condition = Q(expires_at__lte=to_db(now))
+        elif value in {"7d", "30d"}:
             horizon = now + timedelta(days=7 if value == "7d" else 30)
-            return queryset.filter(
-                Q(expires_at__gt=to_db(now)) & Q(expires_at__lte=to_db(horizon))
-            )
-        if value == "never":
-            return queryset.filter(expires_at__isnull=True)
-        return queryset
+            condition = Q(expires_at__gt=to_db(now)) & Q(expires_at__lte=to_db(horizon))
+        elif value == "never":
+            condition = Q(expires_at__isnull=True)
+        else:
+            return queryset
+        chosen: QuerySet[Any] = queryset.filter(condition)
+        return chosen
 
 
 @admin.register(APIKeyRecord)
@@ -219,7 +220,8 @@ class APIKeyRecordAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     # --- what is shown ------------------------------------------------------------------
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
-        return super().get_queryset(request).using(get_settings().database)
+        rows: QuerySet[Any] = super().get_queryset(request).using(get_settings().database)
+        return rows
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
         if obj is None:
@@ -232,10 +234,12 @@ class APIKeyRecordAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             ]
         return [(None, {"fields": _DETAIL_FIELDS})]
 
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Sequence[str]:
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
         return () if obj is None else _DETAIL_FIELDS
 
-    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> Any:
         if obj is None:
             kwargs["form"] = IssueKeyForm
         return super().get_form(request, obj, change, **kwargs)
@@ -256,10 +260,13 @@ class APIKeyRecordAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     # --- issuing ------------------------------------------------------------------------
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
-        """Issue the key through the manager (never ``obj.save()``)."""
+        """Nothing to save: validating the form issued the key through the manager
+        (never ``obj.save()``); keep it for :meth:`response_add`."""
         if change:  # pragma: no cover - records are read-only
             return
-        issued = get_manager().create(**form.create_args)
+        issued = form.issued
+        if issued is None:  # pragma: no cover - a valid form has issued its key
+            raise ValueError("the form issued no key")
         key = issued.key
         obj.id, obj.prefix, obj.owner, obj.name = key.id, key.prefix, key.owner, key.name
         setattr(request, _ISSUED, [issued])
@@ -268,7 +275,9 @@ class APIKeyRecordAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         """The page showing the new key's plaintext, once."""
         return self._show_issued(request, getattr(request, _ISSUED, []), "Key issued")
 
-    def _show_issued(self, request: HttpRequest, issued: list[IssuedKey], title: str) -> HttpResponse:
+    def _show_issued(
+        self, request: HttpRequest, issued: list[IssuedKey], title: str
+    ) -> HttpResponse:
         context = {
             **self.admin_site.each_context(request),
             "title": title,
@@ -287,7 +296,9 @@ class APIKeyRecordAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         """Revoke each selected key at once (final)."""
         manager = get_manager()
         user = getattr(request, "user", None)
-        reason = f"revoked in the admin by {user.get_username()}" if user else "revoked in the admin"
+        reason = (
+            f"revoked in the admin by {user.get_username()}" if user else "revoked in the admin"
+        )
         done = 0
         for key_id in queryset.values_list("pk", flat=True):
             try:
@@ -299,7 +310,9 @@ class APIKeyRecordAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         if done:
             self.message_user(request, f"Revoked {done} key(s).", messages.SUCCESS)
 
-    @admin.action(description="Rotate the selected keys (show the new keys once)", permissions=["change"])
+    @admin.action(
+        description="Rotate the selected keys (show the new keys once)", permissions=["change"]
+    )
     def rotate_keys(self, request: HttpRequest, queryset: QuerySet[Any]) -> HttpResponse | None:
         """Issue a successor for each selected key; the old one keeps working for
         ``APIKEYS['ROTATION_GRACE']``. Answers with the new plaintexts, once."""

@@ -67,8 +67,7 @@ _KEYS = frozenset(
         "MANAGER_OPTIONS",
     }
 )
-_UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
-_DURATION_PART = re.compile(r"(\d+)([wdhms])")
+_COMPACT = re.compile(r"(?:\d+[wdhms])+")
 
 
 @dataclass(frozen=True)
@@ -120,13 +119,13 @@ def parse_duration(value: object, *, name: str = "duration") -> timedelta:
     elif isinstance(value, int | float) and not isinstance(value, bool):
         result = timedelta(seconds=value)
     elif isinstance(value, str) and value.strip():
-        text = value.strip().lower()
-        if re.fullmatch(r"(?:\d+[wdhms])+", text):
-            result = timedelta(
-                seconds=sum(int(n) * _UNITS[unit] for n, unit in _DURATION_PART.findall(text))
-            )
+        text = value.strip()
+        if _COMPACT.fullmatch(text.lower()):
+            from apikeys._cli._values import parse_duration as parse_compact
+
+            result = parse_compact(text, allow_zero=True)
         else:
-            parsed = parse_iso_duration(value.strip())
+            parsed = parse_iso_duration(text)
             if parsed is None:
                 raise ConfigurationError(
                     f"{name}: {value!r} is not a duration (use e.g. '90d', '12h', 'P90D')"

@@ -42,6 +42,7 @@ from apikeys._models import APIKey
 from apikeys.django._request import (
     authenticate,
     django_request,
+    header_values,
     problem_response,
     scopes_for,
     state,
@@ -53,8 +54,6 @@ try:
     from rest_framework import exceptions
     from rest_framework.authentication import BaseAuthentication
     from rest_framework.permissions import BasePermission
-    from rest_framework.views import exception_handler as drf_exception_handler
-    from rest_framework.views import set_rollback
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ConfigurationError(
         "apikeys.django.rest_framework needs Django REST framework: pip install 'apikeys[drf]'"
@@ -69,7 +68,7 @@ __all__ = [
 ]
 
 
-class APIKeyProblem(exceptions.APIException):  # type: ignore[misc]
+class APIKeyProblem(exceptions.APIException):
     """A refused request, as a DRF exception carrying the RFC 9457 problem.
 
     Attributes:
@@ -136,7 +135,7 @@ class APIKeyUser:
         return False
 
 
-class APIKeyAuthentication(BaseAuthentication):  # type: ignore[misc]
+class APIKeyAuthentication(BaseAuthentication):
     """Authenticates a request by its API key (``request.auth`` is the
     :class:`~apikeys.APIKey`).
 
@@ -171,16 +170,15 @@ class APIKeyAuthentication(BaseAuthentication):  # type: ignore[misc]
     def _ours(request: Any) -> bool:
         """Whether ``request`` carries a credential this class must judge."""
         settings = get_settings().http
-        if settings.api_key_header and request.headers.get(settings.api_key_header) is not None:
+        if header_values(request, settings.api_key_header):
             return True
         if settings.query_param and request.GET.getlist(settings.query_param):
             return True
-        header = settings.authorization_header
-        value = request.headers.get(header) if header else None
-        if value is None:
+        values = header_values(request, settings.authorization_header)
+        if not values:
             return False
         # Another scheme alone (Basic, Token...) belongs to another authentication class.
-        schemes = {part.strip().partition(" ")[0].lower() for part in value.split(",")}
+        schemes = {part.strip().partition(" ")[0].lower() for part in values[0].split(",")}
         return "bearer" in schemes or schemes <= {""}
 
     def get_user(self, key: APIKey) -> Any:
@@ -194,24 +192,30 @@ class APIKeyAuthentication(BaseAuthentication):  # type: ignore[misc]
         return get_settings().http.challenge(current.error)
 
 
-class HasAPIKey(BasePermission):  # type: ignore[misc]
+class HasAPIKey(BasePermission):
     """Requires a key granted every scope of the view's ``required_scopes``.
 
     ``required_scopes`` is a list, or a mapping from HTTP method (``"GET"``) or
     viewset action (``"list"``) to a list, ``"*"`` for the rest; a view may
     override ``get_required_scopes(request)`` instead.
+
+    Without a key it denies (DRF answers 401 with the Bearer challenge), so it
+    composes: ``HasAPIKey | OtherPermission`` lets a request without a key try the
+    other. A key missing a scope is refused outright (403): it never falls back.
     """
 
     def has_permission(self, request: Any, view: Any) -> bool:
         """Whether ``request`` may use ``view``.
 
+        Returns:
+            ``True`` for a key granted every required scope; ``False`` without a key.
+
         Raises:
-            APIKeyProblem: no key (401), a missing scope (403).
+            APIKeyProblem: a required scope is missing (403).
         """
         key = request.auth
         if not isinstance(key, APIKey):
-            current = state(django_request(request))
-            raise APIKeyProblem(current.error or AuthenticationError("missing"))
+            return False
         getter = getattr(view, "get_required_scopes", None)
         try:
             if callable(getter):
@@ -228,9 +232,16 @@ class HasAPIKey(BasePermission):  # type: ignore[misc]
         return True
 
 
+def _our_challenge(exc: exceptions.APIException) -> bool:
+    """Whether DRF answers ``exc`` with this module's challenge (the view's first
+    authentication class is :class:`APIKeyAuthentication`)."""
+    return getattr(exc, "auth_header", None) == get_settings().http.challenge(None)
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Any:
     """DRF ``EXCEPTION_HANDLER``: refusals and other apikeys errors as
-    ``application/problem+json``; everything else as DRF's default handler does.
+    ``application/problem+json`` (so is DRF's own "not authenticated" when the
+    challenge is this module's); everything else as DRF's default handler does.
 
     Args:
         exc: The exception a view raised.
@@ -239,7 +250,16 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Any:
     Returns:
         The response, or ``None`` for an exception DRF should re-raise.
     """
-    error = exc.error if isinstance(exc, APIKeyProblem) else exc
+    # Imported here: rest_framework.views imports the authentication classes named
+    # in the settings (this module) while it loads.
+    from rest_framework.views import exception_handler as drf_exception_handler
+    from rest_framework.views import set_rollback
+
+    error: Exception = exc
+    if isinstance(exc, APIKeyProblem):
+        error = exc.error
+    elif isinstance(exc, exceptions.NotAuthenticated) and _our_challenge(exc):
+        error = AuthenticationError("missing")
     if isinstance(error, APIKeyError):
         set_rollback()
         request = context.get("request")

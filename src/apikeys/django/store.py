@@ -11,6 +11,7 @@ a write and its transaction stay on one connection.
 from __future__ import annotations
 
 import builtins
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -30,6 +31,7 @@ __all__ = ["DjangoStore"]
 
 _DATETIMES = ("created_at", "expires_at", "revoked_at", "disabled_at", "last_used_at")
 _JSON = ("scopes", "allowed_ips", "metadata", "rate_limits")
+_PLACEHOLDER = "\x00apikeys-key-id\x00"
 
 
 def to_db(value: datetime | None) -> datetime | None:
@@ -82,6 +84,7 @@ class DjangoStore:
         if using not in connections:
             raise ConfigurationError(f"DjangoStore: no database {using!r} in settings.DATABASES")
         self.using = using
+        self._plans = threading.local()
 
     def __repr__(self) -> str:
         return f"DjangoStore(using={self.using!r})"
@@ -96,7 +99,9 @@ class DjangoStore:
         """The columns of :data:`~apikeys._models.COLUMNS`, JSON fields as Python
         values (the model's ``JSONField`` encodes them)."""
         key = record.key
-        row: dict[str, Any] = {name: getattr(key, name) for name in COLUMNS if name != "secret_hash"}
+        row: dict[str, Any] = {
+            name: getattr(key, name) for name in COLUMNS if name != "secret_hash"
+        }
         row["secret_hash"] = record.secret_hash
         for name in _JSON:
             if isinstance(row[name], tuple):
@@ -113,13 +118,35 @@ class DjangoStore:
         Raises:
             StorageError: the database failed.
         """
-        with _translated("get"):
-            rows = list(self._objects.filter(pk=key_id).values(*COLUMNS)[:1])
-        return row_to_record(rows[0]) if rows else None
+        sql, params, slot, compiler, converters = self._get_plan()
+        args = list(params)
+        args[slot] = key_id
+        with _translated("get"), connections[self.using].cursor() as cursor:
+            cursor.execute(sql, args)
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        if converters:
+            row = next(iter(compiler.apply_converters([row], converters)))
+        return row_to_record(dict(zip(COLUMNS, row, strict=True)))
 
-    def write(
-        self, *, insert: Sequence[KeyRecord] = (), update: Sequence[KeyRecord] = ()
-    ) -> None:
+    def _get_plan(self) -> tuple[str, tuple[Any, ...], int, Any, dict[int, Any]]:
+        """``get``'s query, compiled once per thread (each thread has its own
+        connection): building an ORM query costs several times the indexed read
+        itself, and ``get`` runs on every request."""
+        plan: tuple[str, tuple[Any, ...], int, Any, dict[int, Any]] | None
+        plan = getattr(self._plans, "get", None)
+        if plan is None:
+            query = self._objects.filter(pk=_PLACEHOLDER).values(*COLUMNS)[:1].query
+            compiler = query.get_compiler(using=self.using)
+            with _translated("get"):
+                sql, params = compiler.as_sql()
+            converters = compiler.get_converters([column for column, _, _ in compiler.select])
+            plan = (sql, tuple(params), list(params).index(_PLACEHOLDER), compiler, converters)
+            self._plans.get = plan
+        return plan
+
+    def write(self, *, insert: Sequence[KeyRecord] = (), update: Sequence[KeyRecord] = ()) -> None:
         """Insert and update records atomically, updates version-checked.
 
         Raises:
@@ -139,9 +166,9 @@ class DjangoStore:
                 for record in update:
                     row = self._row(record)
                     del row["id"]
-                    changed = self._objects.filter(
-                        pk=record.id, version=record.version - 1
-                    ).update(**row)
+                    changed = self._objects.filter(pk=record.id, version=record.version - 1).update(
+                        **row
+                    )
                     if changed != 1:
                         raise ConflictError(f"key {record.id!r} changed since it was read")
         except StorageError as exc:

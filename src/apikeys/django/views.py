@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable
-from typing import Any, ClassVar, TypeVar, overload
+from typing import Any, ClassVar, TypeVar, cast, overload
 
 from asgiref.sync import iscoroutinefunction
 from django.http import HttpRequest, HttpResponseBase
@@ -188,5 +188,6 @@ class APIKeyRequiredMixin(View):
         except APIKeyError as exc:
             return problem_response(exc, request)
         _bind(request, verification.key)
-        return await _arun(super().dispatch, request, args, kwargs)
-
+        # An async view's handlers are coroutine functions: so is its dispatch.
+        handler = cast("Callable[..., Awaitable[HttpResponseBase]]", super().dispatch)
+        return await _arun(handler, request, args, kwargs)

@@ -365,7 +365,7 @@ class TrafficSpike(Detector):
     exponentially weighted mean of its past windows, empty ones included).
 
     Keys are judged against themselves: a key that always makes 5,000 requests a
-    minute is quiet at 5,000; one that makes 5 fires at ``factor`` × 5 (and at
+    minute is quiet at 5,000; one that makes 5 fires at ``factor`` times 5 (and at
     least ``min_requests``). A key needs ``min_history`` windows of history
     before it can fire.
 

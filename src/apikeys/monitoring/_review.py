@@ -230,7 +230,7 @@ class CompromiseReport:
         }
 
 
-def successor_settings(old: APIKey, now: datetime, expires_in: timedelta | None) -> dict[str, Any]:
+def successor_settings(old: APIKey, expires_in: timedelta | None) -> dict[str, Any]:
     """``create`` arguments giving a new key the settings of ``old`` (its lifetime too,
     unless ``expires_in``)."""
     if expires_in is None and old.expires_at is not None:

@@ -11,7 +11,6 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from typing import Any
 
 from apikeys.errors import ConfigurationError
 from apikeys.events import Event, EventSink
@@ -272,6 +271,11 @@ class BufferedSink:
                     "apikeys: event buffer full, dropping events (%d dropped so far)",
                     self._dropped,
                 )
+
+    def start(self) -> None:
+        """Start the background thread now (otherwise the first event starts it)."""
+        if self._thread is None:
+            self._start()
 
     def _start(self) -> None:
         with self._lock:

@@ -203,9 +203,7 @@ class SQLAlchemyAuditStore:
             StorageError: the database failed.
         """
         with self._db.begin() as conn:
-            result = conn.execute(
-                self.table.delete().where(self.table.c.at_us < to_micros(before))
-            )
+            result = conn.execute(self.table.delete().where(self.table.c.at_us < to_micros(before)))
             return int(result.rowcount)
 
     def close(self) -> None:
@@ -285,37 +283,42 @@ class SQLAlchemyUsageStore:
 
     def _upserts(self) -> tuple[Any, Any]:
         dialect = self._db.dialect
-        table, ips = self.table, self.ip_table
+        table, ips, func = self.table, self.ip_table, self._db.sa.func
+        counts: Any
+        addresses: Any
         if dialect in ("mysql", "mariadb"):
-            from sqlalchemy.dialects.mysql import insert as mysql_insert
+            from sqlalchemy.dialects import mysql
 
-            counts = mysql_insert(table)
+            counts = mysql.insert(table)
             counts = counts.on_duplicate_key_update(count=table.c.count + counts.inserted.count)
-            addresses = mysql_insert(ips)
-            addresses = addresses.on_duplicate_key_update(
-                count=ips.c.count + addresses.inserted.count,
-                first_us=self._db.sa.func.least(ips.c.first_us, addresses.inserted.first_us),
-                last_us=self._db.sa.func.greatest(ips.c.last_us, addresses.inserted.last_us),
+            addresses = mysql.insert(ips)
+            new = addresses.inserted
+            return counts, addresses.on_duplicate_key_update(
+                count=ips.c.count + new.count,
+                first_us=func.least(ips.c.first_us, new.first_us),
+                last_us=func.greatest(ips.c.last_us, new.last_us),
             )
-            return counts, addresses
         if dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-            smallest, largest = self._db.sa.func.least, self._db.sa.func.greatest
+            from sqlalchemy.dialects import postgresql as module
+
+            smallest, largest = func.least, func.greatest
         else:
-            from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-            smallest, largest = self._db.sa.func.min, self._db.sa.func.max
-        counts = insert(table)
+            from sqlalchemy.dialects import sqlite as module  # type: ignore[no-redef]
+
+            smallest, largest = func.min, func.max  # two arguments: SQLite's scalar min/max
+        counts = module.insert(table)
         counts = counts.on_conflict_do_update(
             index_elements=[col.name for col in table.primary_key.columns],
             set_={"count": table.c.count + counts.excluded["count"]},
         )
-        addresses = insert(ips)
+        addresses = module.insert(ips)
+        new = addresses.excluded
         addresses = addresses.on_conflict_do_update(
             index_elements=[col.name for col in ips.primary_key.columns],
             set_={
-                "count": ips.c.count + addresses.excluded["count"],
-                "first_us": smallest(ips.c.first_us, addresses.excluded.first_us),
-                "last_us": largest(ips.c.last_us, addresses.excluded.last_us),
+                "count": ips.c.count + new["count"],
+                "first_us": smallest(ips.c.first_us, new.first_us),
+                "last_us": largest(ips.c.last_us, new.last_us),
             },
         )
         return counts, addresses
@@ -360,7 +363,12 @@ class SQLAlchemyUsageStore:
             rows = conn.execute(statement).all()
         return [
             CounterRow(
-                r.key_id, int(r.granularity), int(r.bucket), r.method, r.route, int(r.status),
+                r.key_id,
+                int(r.granularity),
+                int(r.bucket),
+                r.method,
+                r.route,
+                int(r.status),
                 int(r.count),
             )
             for r in rows
@@ -378,9 +386,7 @@ class SQLAlchemyUsageStore:
         )
         with self._db.begin() as conn:
             rows = conn.execute(statement).all()
-        return [
-            AddressRow(r[0], int(r[1]), r[2], int(r[3]), int(r[4]), int(r[5])) for r in rows
-        ]
+        return [AddressRow(r[0], int(r[1]), r[2], int(r[3]), int(r[4]), int(r[5])) for r in rows]
 
     def prune(self, now: datetime) -> int:
         """Delete buckets older than the retention; returns how many rows went.

@@ -37,6 +37,10 @@ def check_prefix(prefix: str) -> str:
     return prefix
 
 
+def _translate(exc: sqlite3.Error) -> StorageError:
+    return StorageError(f"SQLite monitoring store failed ({type(exc).__name__})")
+
+
 class _Database:
     """One SQLite connection shared by threads under a lock, opened on first use."""
 
@@ -61,7 +65,7 @@ class _Database:
                     raise
                 conn.commit()
             except sqlite3.Error as exc:
-                raise StorageError(f"SQLite monitoring store failed ({type(exc).__name__})") from exc
+                raise _translate(exc) from exc
 
     def _connect(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -84,7 +88,7 @@ class _Database:
             try:
                 self._connect()
             except sqlite3.Error as exc:
-                raise StorageError(f"SQLite monitoring store failed ({type(exc).__name__})") from exc
+                raise _translate(exc) from exc
 
     def close(self) -> None:
         with self._lock:
@@ -356,8 +360,13 @@ class SQLiteUsageStore:
             ).fetchall()
         return [
             CounterRow(
-                r["key_id"], r["granularity"], r["bucket"], r["method"], r["route"],
-                r["status"], r["count"],
+                r["key_id"],
+                r["granularity"],
+                r["bucket"],
+                r["method"],
+                r["route"],
+                r["status"],
+                r["count"],
             )
             for r in rows
         ]

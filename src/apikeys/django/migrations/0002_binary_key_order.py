@@ -12,6 +12,8 @@ from typing import Any
 
 from django.db import migrations
 
+# ruff: noqa: RUF012  (Django reads migrations' class attributes as plain lists)
+
 _SQL = {
     "postgresql": [
         'ALTER TABLE {table} ALTER COLUMN id TYPE varchar(64) COLLATE "C"',

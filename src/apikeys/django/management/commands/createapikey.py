@@ -22,21 +22,32 @@ class Command(BaseCommand):
         parser.add_argument("--owner", required=True, help="Who the key belongs to.")
         parser.add_argument("--name", help="A human label, e.g. 'CI'.")
         parser.add_argument(
-            "--scope", "-s", action="append", default=[], dest="scopes",
+            "--scope",
+            "-s",
+            action="append",
+            default=[],
+            dest="scopes",
             help="A granted scope (repeat for several), e.g. orders:read.",
         )
         expiry = parser.add_mutually_exclusive_group()
         expiry.add_argument(
-            "--expires-in", type=duration,
+            "--expires-in",
+            type=duration,
             help="Lifetime, e.g. 90d, 12h, 2w (default: APIKEYS['DEFAULT_EXPIRY']).",
         )
         expiry.add_argument("--no-expiry", action="store_true", help="The key never expires.")
         parser.add_argument(
-            "--allowed-ip", action="append", default=[], dest="allowed_ips",
+            "--allowed-ip",
+            action="append",
+            default=[],
+            dest="allowed_ips",
             help="An address or CIDR network the key may be used from (repeatable).",
         )
         parser.add_argument(
-            "--rate-limit", action="append", default=[], dest="rate_limits",
+            "--rate-limit",
+            action="append",
+            default=[],
+            dest="rate_limits",
             help="A per-key limit such as 100/minute (repeatable).",
         )
         parser.add_argument("--quota", help="Uses allowed, e.g. 1000 or 1000/month.")

@@ -21,12 +21,14 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("key_id", help="The key id to replace.")
         parser.add_argument(
-            "--grace", type=duration,
+            "--grace",
+            type=duration,
             help="How long the old key keeps working, e.g. 0s, 24h "
             "(default: APIKEYS['ROTATION_GRACE']).",
         )
         parser.add_argument(
-            "--expires-in", type=duration,
+            "--expires-in",
+            type=duration,
             help="The successor's lifetime (default: the old key's lifetime).",
         )
         add_json_flag(parser)

@@ -1,0 +1,1 @@
+"""A small shop API protected with apikeys (the Django example project)."""
