@@ -240,8 +240,8 @@ def main(quick: bool) -> None:
             call_command("migrate", database=alias, verbosity=0)
         handler = WSGIHandler()
         rounds, per_round, warmup = (4, 50, 50) if quick else (30, 100, 300)
-        results: list[Result] = []
-        pairs: list[tuple[str, str]] = []
+        command = "python benchmarks/bench_django.py" + (" --quick" if quick else "")
+        print("## Django adapter\n")
         for alias in aliases:
             label = "SQLite" if alias == "default" else "PostgreSQL"
             with override_settings(APIKEYS={"PREFIX": "acme", "DATABASE": alias}):
@@ -249,28 +249,20 @@ def main(quick: bool) -> None:
                 auth = {"Authorization": f"Bearer {raw}"}
                 cases: dict[str, Call] = {
                     "unprotected view": wsgi_caller(handler, "/open/7", {}),
-                    f"protected view ({label})": wsgi_caller(handler, "/orders/7", auth),
+                    "protected view": wsgi_caller(handler, "/orders/7", auth),
                     "unprotected DRF view": wsgi_caller(handler, "/drf/open/7", {}),
-                    f"protected DRF view ({label})": wsgi_caller(handler, "/drf/orders/7", auth),
+                    "protected DRF view": wsgi_caller(handler, "/drf/orders/7", auth),
                     "refused, no key (401)": wsgi_caller(handler, "/orders/7", {}),
                 }
-                measured = interleaved(cases, rounds=rounds, per_round=per_round, warmup=warmup)
-            for r in measured:
-                if r.name not in {x.name for x in results}:
-                    results.append(r)
-            pairs += [
-                (f"protected view ({label})", "unprotected view"),
-                (f"protected DRF view ({label})", "unprotected DRF view"),
+                results = interleaved(cases, rounds=rounds, per_round=per_round, warmup=warmup)
+            title = f"Keys in {label}: direct WSGI handler calls (one request = one call)"
+            print(table(title, results, command=command))
+            pairs = [
+                ("protected view", "unprotected view"),
+                ("protected DRF view", "unprotected DRF view"),
             ]
+            print(ratios(results, pairs))
         connections.close_all()
-        command = "python benchmarks/bench_django.py" + (" --quick" if quick else "")
-        print("## Django adapter\n")
-        print(table("Direct WSGI handler calls (one request = one call)", results, command=command))
-        print(ratios(results, pairs))
-        print(
-            "Unprotected rows and the 401 row of the PostgreSQL pass are the same views "
-            "as the SQLite pass; each table row is from the first pass that measured it.\n"
-        )
     finally:
         if with_postgres:
             import psycopg

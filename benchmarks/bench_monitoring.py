@@ -112,8 +112,11 @@ def main() -> None:
             for name, fn in cases.items():
                 pooled[name] += _samples(fn, SAMPLES, BATCH)
         results = [_result(name, samples) for name, samples in pooled.items()]
-        out.append(table(f"Monitoring: {title} on MemoryStore", results,
-                         command="nox -s bench -- monitoring"))
+        out.append(
+            table(
+                f"Monitoring: {title} on MemoryStore", results, command="nox -s bench -- monitoring"
+            )
+        )
         out.append(_overheads(results))
     for monitor in monitors:
         monitor.flush()

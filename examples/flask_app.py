@@ -68,13 +68,14 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         item, quantity = data.get("item"), data.get("quantity")
         if not isinstance(item, str) or not item or not isinstance(quantity, int) or quantity < 1:
             abort(422)
-        order = {
-            "id": len(orders) + 1,
+        order_id = len(orders) + 1
+        order: dict[str, Any] = {
+            "id": order_id,
             "owner": current_key.owner,
             "item": item,
             "quantity": quantity,
         }
-        orders[order["id"]] = order
+        orders[order_id] = order
         return order, 201
 
     @app.get("/me")

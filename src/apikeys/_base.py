@@ -19,6 +19,7 @@ from apikeys.errors import (
     APIKeyError,
     AuthenticationError,
     ConfigurationError,
+    InsufficientScope,
     InvalidArgument,
     KeyNotFound,
     RateLimited,
@@ -30,6 +31,7 @@ from apikeys.events import (
     EventSink,
     KeyVerified,
     RateLimitExceeded,
+    RequestCompleted,
     VerificationFailed,
 )
 from apikeys.hashing import Argon2Hasher, Hasher
@@ -42,6 +44,11 @@ Clock = Callable[[], datetime]
 def utc_now() -> datetime:
     """The default clock: the current time, timezone-aware, in UTC."""
     return datetime.now(timezone.utc)
+
+
+def _takes(sink: EventSink, event_type: str) -> bool:
+    wanted = getattr(sink, "event_types", None)
+    return wanted is None or event_type in wanted
 
 
 class ManagerBase:
@@ -128,12 +135,7 @@ class ManagerBase:
         ``None``: all), so no event is built on the request path for nobody."""
         sinks = self._routes.get(event_type)
         if sinks is None:
-            sinks = tuple(
-                sink
-                for sink in self._sinks
-                if getattr(sink, "event_types", None) is None
-                or event_type in sink.event_types  # type: ignore[attr-defined]
-            )
+            sinks = tuple(s for s in self._sinks if _takes(s, event_type))
             self._routes[event_type] = sinks
         return sinks
 
@@ -143,6 +145,44 @@ class ManagerBase:
                 sink.emit(event)
             except Exception:
                 logger.exception("apikeys: event sink %r failed on %s", sink, event.type)
+
+    # --- no-I/O calls, the same on both managers ------------------------------------
+
+    def authorize(self, key: APIKey, *scopes: str) -> None:
+        """Raise unless ``key`` is granted every one of ``scopes``.
+
+        Raises:
+            InsufficientScope: naming the missing scopes.
+            InvalidArgument: a scope is not a valid concrete scope.
+        """
+        _policy.check_scopes(key, _policy.required_scopes(scopes))
+
+    def is_authorized(self, key: APIKey, *scopes: str) -> bool:
+        """Whether ``key`` is granted every one of ``scopes`` (a convenience; prefer
+        :meth:`authorize`, which cannot be forgotten silently)."""
+        try:
+            self.authorize(key, *scopes)
+        except InsufficientScope:
+            return False
+        return True
+
+    def record_request(
+        self, key: APIKey, *, method: str, route: str, status: int, ip: str | None = None
+    ) -> None:
+        """Report a finished request made with ``key`` (adapters call this) as a
+        :class:`~apikeys.events.RequestCompleted` event for usage tracking."""
+        if self._sinks_for(RequestCompleted.type):
+            self._emit(
+                RequestCompleted(
+                    at=self.now(),
+                    key_id=key.id,
+                    owner=key.owner,
+                    method=method,
+                    route=route,
+                    status=status,
+                    ip=ip,
+                )
+            )
 
     # --- verification steps -------------------------------------------------------------
 

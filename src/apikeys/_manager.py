@@ -16,7 +16,6 @@ from apikeys._policy import UNSET
 from apikeys.errors import (
     ConfigurationError,
     ConflictError,
-    InsufficientScope,
     RateLimited,
     StorageError,
 )
@@ -29,7 +28,6 @@ from apikeys.events import (
     KeyRotated,
     KeySuspended,
     KeyUpdated,
-    RequestCompleted,
 )
 from apikeys.hashing import Hasher
 from apikeys.storage._protocol import KeyStore, SupportsTouch
@@ -165,42 +163,6 @@ class KeyManager(ManagerBase):
             self._touch(self._toucher, key.id, now, ip)
         self._verified(key, now, ip, required)
         return Verification(key, status)
-
-    def authorize(self, key: APIKey, *scopes: str) -> None:
-        """Raise unless ``key`` is granted every one of ``scopes``.
-
-        Raises:
-            InsufficientScope: naming the missing scopes.
-            InvalidArgument: a scope is not a valid concrete scope.
-        """
-        _policy.check_scopes(key, _policy.required_scopes(scopes))
-
-    def is_authorized(self, key: APIKey, *scopes: str) -> bool:
-        """Whether ``key`` is granted every one of ``scopes`` (a convenience; prefer
-        :meth:`authorize`, which cannot be forgotten silently)."""
-        try:
-            self.authorize(key, *scopes)
-        except InsufficientScope:
-            return False
-        return True
-
-    def record_request(
-        self, key: APIKey, *, method: str, route: str, status: int, ip: str | None = None
-    ) -> None:
-        """Report a finished request made with ``key`` (adapters call this) as a
-        :class:`~apikeys.events.RequestCompleted` event for usage tracking."""
-        if self._sinks_for(RequestCompleted.type):
-            self._emit(
-                RequestCompleted(
-                    at=self.now(),
-                    key_id=key.id,
-                    owner=key.owner,
-                    method=method,
-                    route=route,
-                    status=status,
-                    ip=ip,
-                )
-            )
 
     def _save_rehash(self, record: KeyRecord, secret: str) -> KeyRecord:
         fresh = self._rehashed(record, secret)

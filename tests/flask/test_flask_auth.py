@@ -71,6 +71,8 @@ def test_every_invalid_key_gets_the_same_401(env: Env, client: FlaskClient) -> N
     _, unknown = _keyformat.generate("acme")
     revoked = env.issue("orders:read")
     env.admin.revoke(_keyformat.parse(revoked, frozenset({"acme"})).key_id, reason="leaked")
+    suspended = env.issue("orders:read")
+    env.admin.suspend(_keyformat.parse(suspended, frozenset({"acme"})).key_id)
     expiring = env.issue("orders:read", expires_in=timedelta(hours=1))
     assert client.get("/orders/1", headers=auth_headers(expiring)).status_code == 200
     env.clock.advance(timedelta(hours=2))
@@ -80,6 +82,7 @@ def test_every_invalid_key_gets_the_same_401(env: Env, client: FlaskClient) -> N
         "not_found": unknown,
         "invalid_secret": wrong_secret,
         "revoked": revoked,
+        "disabled": suspended,
         "expired": expiring,
     }
     answers = []
@@ -105,6 +108,7 @@ def test_every_invalid_key_gets_the_same_401(env: Env, client: FlaskClient) -> N
         "not_found",
         "invalid_secret",
         "revoked",
+        "disabled",
         "expired",
         "invalid_secret",
     ]

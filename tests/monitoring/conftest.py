@@ -47,8 +47,7 @@ def make_store(
         return MemoryAuditStore() if what == "audit" else MemoryUsageStore(**options)
     if kind == "redis":
         url = request.getfixturevalue("redis_url")
-        return RedisUsageStore(url, namespace=request.getfixturevalue("redis_namespace"),
-                               **options)
+        return RedisUsageStore(url, namespace=request.getfixturevalue("redis_namespace"), **options)
     if kind == "sqlite":
         path = tmp_path / "monitoring.db"
         cls: Any = SQLiteAuditStore if what == "audit" else SQLiteUsageStore

@@ -145,9 +145,7 @@ def test_entries_rebuild_their_typed_events(
     rotated = events[8]
     assert isinstance(rotated, KeyRotated)
     assert rotated.ends_at == clock.now + timedelta(hours=1)
-    assert events[-1] == KeyRevoked(
-        at=clock.now, key_id=run["b"], owner="team-7", reason="done"
-    )
+    assert events[-1] == KeyRevoked(at=clock.now, key_id=run["b"], owner="team-7", reason="done")
 
 
 def test_query_filters_and_paging(audit_store: AuditStore, clock: ManualClock) -> None:
@@ -163,7 +161,8 @@ def test_query_filters_and_paging(audit_store: AuditStore, clock: ManualClock) -
     everything = audit_store.query()
     assert len(everything) == 11
     ids = [e.id for e in everything]
-    assert ids == sorted(ids) and len(set(ids)) == 11
+    assert ids == sorted(ids)
+    assert len(set(ids)) == 11
     key0 = "K" + "0" * 15
     assert [e.key_id for e in audit_store.query(key_ids=[key0])] == [key0] * 4
     either = audit_store.query(key_ids=[key0], owner="o1")
@@ -199,7 +198,9 @@ def test_default_trail_leaves_out_successes_but_can_keep_everything(
     manager.record_request(key, method="GET", route="/x", status=200)
     assert [e.type for e in default.audit()] == ["key.created"]
     assert [e.type for e in everything.audit()] == [
-        "key.created", "key.verified", "request.completed"
+        "key.created",
+        "key.verified",
+        "request.completed",
     ]
 
 

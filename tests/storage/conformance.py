@@ -31,6 +31,7 @@ worker thread (see :func:`blocking_store`)::
 from __future__ import annotations
 
 import builtins
+import secrets
 import threading
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -48,26 +49,20 @@ from apikeys.testing import ManualClock, test_hasher
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
 HOUR = timedelta(hours=1)
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-_counter = iter(range(10**9))
 
 T = TypeVar("T")
 
 
-def key_id(n: int | None = None) -> str:
-    """A valid 16-character base62 key id, distinct per call (or from ``n``)."""
-    value = next(_counter) if n is None else n
-    digits = []
-    for _ in range(15):
-        value, rest = divmod(value, 62)
-        digits.append(_ALPHABET[rest])
-    return "k" + "".join(reversed(digits))
+def key_id() -> str:
+    """A random, valid 16-character base62 key id."""
+    return "".join(secrets.choice(_ALPHABET) for _ in range(16))
 
 
 def record(
     id: str | None = None,
     *,
     owner: str = "team-1",
-    secret_hash: str = "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo",
+    secret_hash: str = "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo",  # noqa: S107 (a hash)
     **fields: Any,
 ) -> KeyRecord:
     """A record as a manager would write it, with ``fields`` overriding defaults."""
@@ -120,9 +115,7 @@ class BlockingStore:
     def get(self, key_id: str) -> KeyRecord | None:
         return self._run(self.inner.aget, key_id=key_id)
 
-    def write(
-        self, *, insert: Sequence[KeyRecord] = (), update: Sequence[KeyRecord] = ()
-    ) -> None:
+    def write(self, *, insert: Sequence[KeyRecord] = (), update: Sequence[KeyRecord] = ()) -> None:
         self._run(self.inner.awrite, insert=insert, update=update)
 
     def list(

@@ -15,11 +15,11 @@ from apikeys.storage import (
     MemoryStore,
     SQLAlchemyStore,
     SQLiteStore,
+    _registry,
     async_store_from_url,
     register_store,
     store_from_url,
 )
-from apikeys.storage import _registry
 
 
 @pytest.fixture

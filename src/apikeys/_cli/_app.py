@@ -35,6 +35,7 @@ COMMAND_MODULES: Final[tuple[str, ...]] = (
     "keys",
     "scan",
     "rules",
+    "monitoring",
 )
 """The command groups, in help order: each is ``apikeys._cli.<name>``."""
 

@@ -73,7 +73,7 @@ class AsyncMonitor(MonitorBase):
         detectors: Sequence[Detector] = (),
         audit_types: Collection[str] | None = DEFAULT_AUDIT_TYPES,
         audit_retention: timedelta | None = None,
-        buffer_size: int = 10_000,
+        buffer_size: int = 50_000,
         flush_interval: float = 0.25,
         attach: bool = True,
     ) -> None:
@@ -330,7 +330,9 @@ class AsyncMonitor(MonitorBase):
         await asyncio.to_thread(self._close_sync, timeout)
 
     async def __aenter__(self) -> AsyncMonitor:
+        """Use as an async context manager: :meth:`aclose` at the end."""
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
+        """Close (see :meth:`aclose`)."""
         await self.aclose()

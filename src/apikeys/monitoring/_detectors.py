@@ -14,6 +14,7 @@ them from its one background thread.
 from __future__ import annotations
 
 import ipaddress
+import math
 from collections import OrderedDict, deque
 from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
@@ -421,7 +422,8 @@ class TrafficSpike(Detector):
         if state.windows < self.min_history or state.fired == state.bucket:
             return None
         baseline = state.baseline()
-        threshold = max(float(self.min_requests), self.factor * baseline)
+        # Whole requests; the epsilon keeps float noise (5.0000001 x 10) from adding one.
+        threshold = max(self.min_requests, math.ceil(self.factor * baseline - 1e-6))
         if state.count < threshold:
             return None
         state.fired = state.bucket
@@ -430,7 +432,7 @@ class TrafficSpike(Detector):
             "window_seconds": self._window,
             "baseline": round(baseline, 3),
             "factor": self.factor,
-            "threshold": round(threshold, 3),
+            "threshold": threshold,
         }
 
 

@@ -75,7 +75,7 @@ class Monitor(MonitorBase):
         detectors: Sequence[Detector] = (),
         audit_types: Collection[str] | None = DEFAULT_AUDIT_TYPES,
         audit_retention: timedelta | None = None,
-        buffer_size: int = 10_000,
+        buffer_size: int = 50_000,
         flush_interval: float = 0.25,
         attach: bool = True,
     ) -> None:
@@ -345,7 +345,9 @@ class Monitor(MonitorBase):
         self._close_sync(timeout)
 
     def __enter__(self) -> Monitor:
+        """Use as a context manager: :meth:`close` at the end."""
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        """Close (see :meth:`close`)."""
         self.close()

@@ -100,7 +100,7 @@ class MonitorBase:
         detectors: Sequence[Detector] = (),
         audit_types: Collection[str] | None = DEFAULT_AUDIT_TYPES,
         audit_retention: timedelta | None = None,
-        buffer_size: int = 10_000,
+        buffer_size: int = 50_000,
         flush_interval: float = 0.25,
         attach: bool = True,
     ) -> None:

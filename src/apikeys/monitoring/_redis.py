@@ -20,8 +20,14 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from apikeys.errors import ConfigurationError, StorageError
-from apikeys.monitoring._usage import GRANULARITIES, AddressRow, CounterRow, check_retention
+from apikeys.errors import ConfigurationError, InvalidArgument, StorageError
+from apikeys.monitoring._usage import (
+    GRANULARITIES,
+    MAX_BUCKETS,
+    AddressRow,
+    CounterRow,
+    check_retention,
+)
 
 _DAY = 86_400
 
@@ -132,9 +138,12 @@ class RedisUsageStore:
         """Rows of one key and width in ``[since, until)`` (one pipelined read).
 
         Raises:
+            InvalidArgument: more than 10000 buckets (Redis reads each one).
             StorageError: Redis failed or is unreachable.
         """
         start = since - since % granularity
+        if (until - start) // granularity > MAX_BUCKETS:
+            raise InvalidArgument(f"at most {MAX_BUCKETS} buckets per Redis read")
         buckets = [b for b in range(start, until, granularity) if b >= since]
         if not buckets:
             return []
@@ -156,9 +165,12 @@ class RedisUsageStore:
         """Address rows of one key with a day in ``[since, until)``.
 
         Raises:
+            InvalidArgument: more than 10000 days.
             StorageError: Redis failed or is unreachable.
         """
         start = since - since % _DAY
+        if (until - start) // _DAY > MAX_BUCKETS:
+            raise InvalidArgument(f"at most {MAX_BUCKETS} days per Redis read")
         days = [d for d in range(start, until, _DAY) if d >= since]
         if not days:
             return []

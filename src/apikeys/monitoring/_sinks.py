@@ -11,6 +11,7 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from typing import Any
 
 from apikeys.errors import ConfigurationError
 from apikeys.events import Event, EventSink
@@ -205,7 +206,12 @@ class BufferedSink:
         on_tick: Callable[[], object] | None = None,
         name: str = "apikeys-events",
     ) -> None:
-        targets = (sinks,) if isinstance(sinks, EventSink) else tuple(sinks)
+        if isinstance(sinks, EventSink):
+            targets: tuple[Any, ...] = (sinks,)
+        elif isinstance(sinks, Iterable):
+            targets = tuple(sinks)
+        else:
+            targets = ()
         if not targets or not all(isinstance(sink, EventSink) for sink in targets):
             raise ConfigurationError("BufferedSink needs one or more sinks with emit()")
         if maxsize < 1 or interval <= 0:

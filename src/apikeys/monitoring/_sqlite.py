@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from apikeys.errors import ConfigurationError, StorageError
+from apikeys.errors import ConfigurationError, InvalidArgument, StorageError
 from apikeys.events import Event
 from apikeys.monitoring._audit import AuditEntry, check_query, event_row, row_entry, to_micros
 from apikeys.monitoring._usage import (
@@ -222,8 +222,6 @@ def _audit_select(
     after_id: int | None,
     limit: int,
 ) -> tuple[str, list[Any]]:
-    from apikeys.errors import InvalidArgument
-
     where: list[str] = []
     params: list[Any] = []
     who: list[str] = []

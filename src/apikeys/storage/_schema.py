@@ -86,6 +86,11 @@ def check_schema_version(found: int | None, where: str) -> None:
         )
 
 
+def duplicate_message(exc: BaseException, backend: str) -> str:
+    """The ConflictError message for an insert whose id exists."""
+    return "a key id written as new already exists: " + driver_message(exc, backend)
+
+
 def driver_message(exc: BaseException, backend: str) -> str:
     """A StorageError message naming the backend and the driver error's class and
     first line. Never a statement's parameters, which would include hashes."""

@@ -51,6 +51,7 @@ from apikeys.storage._schema import (
     check_schema_version,
     check_write,
     driver_message,
+    duplicate_message,
     redact_url,
     state_condition,
 )
@@ -185,7 +186,7 @@ def parse_url(url: str | URL) -> URL:
     """
     try:
         return make_url(url)
-    except exc.ArgumentError:
+    except (exc.ArgumentError, ValueError):
         shown = redact_url(url) if isinstance(url, str) else "?"
         raise ConfigurationError(f"not a database URL: {shown!r}") from None
 
@@ -224,7 +225,7 @@ def translate(backend: str) -> Iterator[None]:
     try:
         yield
     except exc.IntegrityError as error:
-        raise ConflictError(driver_message(error.orig or error, backend)) from error
+        raise ConflictError(duplicate_message(error.orig or error, backend)) from error
     except exc.DBAPIError as error:
         raise StorageError(driver_message(error.orig or error, backend)) from error
     except (exc.SQLAlchemyError, OSError) as error:
@@ -301,19 +302,16 @@ def schema_version(conn: Connection) -> int | None:
 def ensure_schema(conn: Connection, *, create: bool, where: str) -> None:
     """Check (and with ``create``, make) the tables on ``conn``, in its transaction.
 
+    Without ``create`` the application's migrations own the tables: only a
+    recorded version newer than this release is refused.
+
     Raises:
         ConfigurationError: the recorded schema is newer than this release.
-        StorageError: the tables are missing and ``create`` is false.
     """
     version = schema_version(conn)
     check_schema_version(version, where)
-    if version == SCHEMA_VERSION:
+    if version == SCHEMA_VERSION or not create:
         return
-    if not create:
-        raise StorageError(
-            f"the apikeys tables are missing in {where}: call create_schema() "
-            "or run your migrations"
-        )
     metadata.create_all(conn, checkfirst=True)
     conn.execute(insert(schema_table).values(id=1, version=SCHEMA_VERSION))
 
@@ -337,7 +335,8 @@ class SQLAlchemyStore:
     Args:
         url_or_engine: A database URL, or the application's own
             :class:`~sqlalchemy.Engine` (which the store then never disposes of).
-        auto_create: Create missing tables on first use.
+        auto_create: Create missing tables (and record the schema version) on
+            first use. Pass ``False`` when your own migrations own the tables.
         engine_options: Extra :func:`~sqlalchemy.create_engine` arguments when a
             URL is given (``pool_size``, ``pool_pre_ping``...).
 
@@ -365,9 +364,7 @@ class SQLAlchemyStore:
             url = parse_url(url_or_engine)
             options: dict[str, Any] = {"hide_parameters": True}
             if is_memory_sqlite(url):
-                options.update(
-                    poolclass=StaticPool, connect_args={"check_same_thread": False}
-                )
+                options.update(poolclass=StaticPool, connect_args={"check_same_thread": False})
             options.update(engine_options or {})
             try:
                 self.engine = create_engine(url, **options)
@@ -381,6 +378,14 @@ class SQLAlchemyStore:
         self.auto_create = auto_create
         self._backend = self.engine.dialect.name
         self._sql = Statements(keys_table, self._backend)
+        # A read is one statement: on PostgreSQL, autocommit spares the BEGIN and
+        # ROLLBACK round trips of each lookup (the verify hot path). MySQL drivers
+        # would pay a round trip to switch modes; SQLite reads open no transaction.
+        self._reads = (
+            self.engine.execution_options(isolation_level="AUTOCOMMIT")
+            if self._backend == "postgresql"
+            else self.engine
+        )
         self._ready = False
         self._ready_lock = threading.Lock()
 
@@ -396,7 +401,7 @@ class SQLAlchemyStore:
                 with self.engine.begin() as conn:
                     yield conn
             else:
-                with self.engine.connect() as conn:
+                with self._reads.connect() as conn:
                     yield conn
 
     def _prepare(self, *, create: bool) -> None:
@@ -437,9 +442,7 @@ class SQLAlchemyStore:
             row = conn.execute(self._sql.get, {"key_id": key_id}).mappings().first()
         return None if row is None else row_to_record(row)
 
-    def write(
-        self, *, insert: Sequence[KeyRecord] = (), update: Sequence[KeyRecord] = ()
-    ) -> None:
+    def write(self, *, insert: Sequence[KeyRecord] = (), update: Sequence[KeyRecord] = ()) -> None:
         """Insert and update records in one transaction: all land or none does.
 
         Raises:

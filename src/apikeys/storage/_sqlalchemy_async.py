@@ -53,7 +53,8 @@ class AsyncSQLAlchemyStore:
     Args:
         url_or_engine: A database URL or the application's own
             :class:`~sqlalchemy.ext.asyncio.AsyncEngine` (never disposed of by the store).
-        auto_create: Create missing tables on first use.
+        auto_create: Create missing tables (and record the schema version) on
+            first use. Pass ``False`` when your own migrations own the tables.
         engine_options: Extra :func:`~sqlalchemy.ext.asyncio.create_async_engine`
             arguments when a URL is given.
 
@@ -100,6 +101,14 @@ class AsyncSQLAlchemyStore:
         self.auto_create = auto_create
         self._backend = self.engine.dialect.name
         self._sql = Statements(keys_table, self._backend)
+        # A read is one statement: on PostgreSQL, autocommit spares the BEGIN and
+        # ROLLBACK round trips of each lookup (the verify hot path). MySQL drivers
+        # would pay a round trip to switch modes; SQLite reads open no transaction.
+        self._reads = (
+            self.engine.execution_options(isolation_level="AUTOCOMMIT")
+            if self._backend == "postgresql"
+            else self.engine
+        )
         self._ready = False
         self._ready_lock: asyncio.Lock | None = None
 
@@ -116,7 +125,7 @@ class AsyncSQLAlchemyStore:
                 async with self.engine.begin() as conn:
                     yield conn
             else:
-                async with self.engine.connect() as conn:
+                async with self._reads.connect() as conn:
                     yield conn
 
     async def _prepare(self, *, create: bool) -> None:

@@ -23,6 +23,7 @@ from apikeys.storage._schema import (
     check_schema_version,
     check_write,
     driver_message,
+    duplicate_message,
     state_condition,
     to_sqlite_text,
 )
@@ -218,7 +219,7 @@ class SQLiteStore:
                     raise
                 conn.commit()
         except sqlite3.IntegrityError as exc:
-            raise ConflictError(driver_message(exc, "SQLite")) from exc
+            raise ConflictError(duplicate_message(exc, "SQLite")) from exc
         except sqlite3.Error as exc:
             raise StorageError(driver_message(exc, "SQLite")) from exc
 
@@ -234,9 +235,7 @@ class SQLiteStore:
             row = conn.execute(_GET, (key_id,)).fetchone()
         return None if row is None else row_to_record(dict(zip(COLUMNS, row, strict=True)))
 
-    def write(
-        self, *, insert: Sequence[KeyRecord] = (), update: Sequence[KeyRecord] = ()
-    ) -> None:
+    def write(self, *, insert: Sequence[KeyRecord] = (), update: Sequence[KeyRecord] = ()) -> None:
         """Insert and update records in one transaction: all land or none does.
 
         Raises:
@@ -248,8 +247,8 @@ class SQLiteStore:
         inserts = [_row(r) for r in insert]
         updates = [{**_row(r), "expected": r.version - 1} for r in update]
         with self._session(write=True) as conn:
-            for row in inserts:
-                conn.execute(_INSERT, row)
+            if inserts:
+                conn.executemany(_INSERT, inserts)
             for row in updates:
                 if conn.execute(_UPDATE, row).rowcount != 1:
                     raise ConflictError(f"key {row['id']!r} changed since it was read")

@@ -37,4 +37,9 @@ def binary_collation(apps: Any, schema_editor: Any) -> None:
 class Migration(migrations.Migration):
     dependencies = [("apikeys", "0001_initial")]
 
-    operations = [migrations.RunPython(binary_collation, migrations.RunPython.noop, elidable=False)]
+    operations = [
+        # Not atomic: MySQL cannot roll DDL back, and refuses it inside a transaction.
+        migrations.RunPython(
+            binary_collation, migrations.RunPython.noop, atomic=False, elidable=False
+        )
+    ]
