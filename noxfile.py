@@ -26,7 +26,9 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typing(session: nox.Session) -> None:
     """mypy --strict over the package and typing_tests/."""
-    session.install("-e", ".[all]", "mypy>=1.10", "django-stubs>=5", "djangorestframework-stubs>=3.15")
+    session.install(
+        "-e", ".[all]", "mypy>=1.10", "django-stubs>=5", "djangorestframework-stubs>=3.15"
+    )
     session.run("mypy")
 
 

@@ -26,8 +26,9 @@ class Result:
         return 1e9 / self.median_ns if self.median_ns else float("inf")
 
 
-def measure(name: str, fn: Callable[[], object], *, n: int = 10_000, warmup: int = 100,
-            batch: int = 1) -> Result:
+def measure(
+    name: str, fn: Callable[[], object], *, n: int = 10_000, warmup: int = 100, batch: int = 1
+) -> Result:
     """Time ``fn`` ``n`` times (after ``warmup`` calls); each sample is the mean of
     ``batch`` back-to-back calls, which steadies sub-microsecond timings."""
     for _ in range(warmup):
@@ -76,3 +77,38 @@ def table(title: str, results: Sequence[Result], *, command: str | None = None) 
             f"{r.per_second:,.0f} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def summarize(name: str, samples: list[int] | list[float]) -> Result:
+    """A :class:`Result` from raw per-call samples in nanoseconds."""
+    ordered = sorted(samples)
+    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+    return Result(name, len(ordered), statistics.median(ordered), p99)
+
+
+def interleaved(
+    cases: dict[str, Callable[[], int]], *, rounds: int, per_round: int, warmup: int
+) -> list[Result]:
+    """Time HTTP-call cases side by side: ``rounds`` rounds, each running every case
+    ``per_round`` times, so machine noise falls on all cases alike.
+
+    Each call returns its HTTP status; a case whose name contains ``refused`` must
+    answer 401, every other 200 (checked after warm-up).
+    """
+    for name, call in cases.items():
+        status = 0
+        for _ in range(warmup):
+            status = call()
+        expected = 401 if "refused" in name else 200
+        if status != expected:
+            raise SystemExit(f"{name}: status {status}, expected {expected}")
+    samples: dict[str, list[int]] = {name: [] for name in cases}
+    clock = time.perf_counter_ns
+    for _ in range(rounds):
+        for name, call in cases.items():
+            bucket = samples[name]
+            for _ in range(per_round):
+                start = clock()
+                call()
+                bucket.append(clock() - start)
+    return [summarize(name, values) for name, values in samples.items()]

@@ -48,24 +48,43 @@ def main() -> None:
 
     results: list[Result] = [
         measure("warm verify (valid key)", lambda: keys.verify(raw), n=20_000, batch=5),
-        measure("warm verify with scope", lambda: keys.verify(raw, scopes=["orders:read"]),
-                n=20_000, batch=5),
-        measure("cold verify (first, Argon2id default)", lambda: keys.verify(next(cold_iter)),
-                n=250, warmup=10),
-        measure("malformed key (bad checksum)", _failing(lambda: keys.verify(malformed)),
-                n=20_000, batch=5),
-        measure("format check alone (parse_or_none, bad checksum)",
-                lambda: parse_or_none(malformed, keys.prefixes), n=20_000, batch=5),
+        measure(
+            "warm verify with scope",
+            lambda: keys.verify(raw, scopes=["orders:read"]),
+            n=20_000,
+            batch=5,
+        ),
+        measure(
+            "cold verify (first, Argon2id default)",
+            lambda: keys.verify(next(cold_iter)),
+            n=250,
+            warmup=10,
+        ),
+        measure(
+            "malformed key (bad checksum)",
+            _failing(lambda: keys.verify(malformed)),
+            n=20_000,
+            batch=5,
+        ),
+        measure(
+            "format check alone (parse_or_none, bad checksum)",
+            lambda: parse_or_none(malformed, keys.prefixes),
+            n=20_000,
+            batch=5,
+        ),
         measure("unknown key id", _failing(lambda: keys.verify(unknown)), n=20_000, batch=5),
-        measure("wrong secret (cached key id)", _failing(lambda: keys.verify(wrong)),
-                n=20_000, batch=5),
+        measure(
+            "wrong secret (cached key id)", _failing(lambda: keys.verify(wrong)), n=20_000, batch=5
+        ),
     ]
     hasher = Argon2Hasher()
     stored = hasher.hash("x" * 32)
-    results.append(measure("Argon2id hash check alone", lambda: hasher.verify(stored, "x" * 32),
-                           n=200, warmup=5))
-    print(table("Core: KeyManager.verify on MemoryStore", results,
-                command="nox -s bench -- core"))
+    results.append(
+        measure(
+            "Argon2id hash check alone", lambda: hasher.verify(stored, "x" * 32), n=200, warmup=5
+        )
+    )
+    print(table("Core: KeyManager.verify on MemoryStore", results, command="nox -s bench -- core"))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ Run: ``python benchmarks/bench_fastapi.py`` (``--quick`` for a smoke run).
 """
 
 import asyncio
-import statistics
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -22,12 +21,12 @@ from typing import Annotated, Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import httpx
-from _harness import Result, table
+from _harness import Result, summarize, table
+from fastapi import FastAPI, Security
 
 from apikeys import APIKey, AsyncKeyManager, KeyManager
 from apikeys.fastapi import APIKeyAuth
 from apikeys.storage import MemoryStore
-from fastapi import FastAPI, Security
 
 Call = Callable[[], Awaitable[int]]
 
@@ -111,12 +110,7 @@ async def interleaved(
                 start = clock()
                 await call()
                 bucket.append(clock() - start)
-    results = []
-    for name, values in samples.items():
-        values.sort()
-        p99 = values[min(len(values) - 1, int(len(values) * 0.99))]
-        results.append(Result(name, len(values), statistics.median(values), p99))
-    return results
+    return [summarize(name, values) for name, values in samples.items()]
 
 
 async def main(quick: bool) -> None:

@@ -12,16 +12,14 @@ Run: ``python benchmarks/bench_flask.py`` (``--quick`` for a smoke run).
 
 from __future__ import annotations
 
-import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import Result, table
+from _harness import Result, interleaved, table
 from flask import Flask
 from werkzeug.test import EnvironBuilder
 
@@ -83,32 +81,6 @@ def wsgi_caller(app: Flask, path: str, headers: dict[str, str]) -> Call:
         return int(status[:3])
 
     return call
-
-
-def interleaved(
-    cases: dict[str, Call], *, rounds: int, per_round: int, warmup: int
-) -> list[Result]:
-    for name, call in cases.items():
-        for _ in range(warmup):
-            status = call()
-        expected = 401 if "refused" in name else 200
-        if status != expected:
-            raise SystemExit(f"{name}: status {status}, expected {expected}")
-    samples: dict[str, list[int]] = {name: [] for name in cases}
-    clock = time.perf_counter_ns
-    for _ in range(rounds):
-        for name, call in cases.items():
-            bucket = samples[name]
-            for _ in range(per_round):
-                start = clock()
-                call()
-                bucket.append(clock() - start)
-    results = []
-    for name, values in samples.items():
-        values.sort()
-        p99 = values[min(len(values) - 1, int(len(values) * 0.99))]
-        results.append(Result(name, len(values), statistics.median(values), p99))
-    return results
 
 
 def ratios(results: list[Result]) -> str:

@@ -162,14 +162,15 @@ def verify_case(keys: KeyManager, raws: list[str], seed: int) -> Callable[[], ob
     return call
 
 
-def flatness(results: list[Result], label: str) -> str:
+def flatness(results: list[Result], sizes: list[int], label: str) -> str:
+    """One line comparing the largest store with the smallest."""
     small, large = results[0], results[-1]
     p50 = large.median_ns / small.median_ns - 1
     p99 = large.p99_ns / small.p99_ns - 1
     verdict = "flat (within 20 %)" if abs(p50) <= 0.20 else "NOT flat (more than 20 %)"
     return (
-        f"{label}: {large.name.split(',')[1].strip()} vs {small.name.split(',')[1].strip()}: "
-        f"median {p50:+.1%}, p99 {p99:+.1%} — {verdict}"
+        f"{label}, {sizes[-1]:,} vs {sizes[0]:,} keys: median {p50:+.1%}, "
+        f"p99 {p99:+.1%} — {verdict}"
     )
 
 
@@ -202,7 +203,10 @@ def bench_verify(
             results = interleaved(cases, rounds=rounds, per_round=per_round, warmup=300)
             title = f"Warm verify through KeyManager — {label}"
             sections.append(
-                table(title, results, command=COMMAND) + "\n" + flatness(results, label) + "\n"
+                table(title, results, command=COMMAND)
+                + "\n"
+                + flatness(results, sizes, label)
+                + "\n"
             )
     return "\n".join(sections), fill_rates
 

@@ -21,12 +21,12 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated
 
+from fastapi import FastAPI, HTTPException, Security
 from pydantic import BaseModel, Field
 
 from apikeys import APIKey, KeyManager
 from apikeys.fastapi import PROBLEM_RESPONSES, APIKeyAuth, RequiredKey
 from apikeys.storage import SQLiteStore
-from fastapi import FastAPI, HTTPException, Security
 
 PREFIX = "shop"
 

@@ -272,7 +272,7 @@ HEAVY = [
 
 def imported_by(statement: str) -> set[str]:
     code = f"import sys, json\n{statement}\nprint(json.dumps(sorted(sys.modules)))"
-    result = subprocess.run(  # noqa: S603  (this interpreter, a fixed snippet)
+    result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     return {name.split(".")[0] for name in json.loads(result.stdout)}

@@ -26,7 +26,7 @@ def test_readme_has_the_two_commands() -> None:
 
 @pytest.mark.parametrize("block", _python_blocks(ROOT / "README.md"))
 def test_readme_snippet_runs(block: str) -> None:
-    namespace: dict[str, object] = {}
+    namespace: dict[str, object] = {"__name__": "readme_snippet"}
     exec(compile(block, "README.md", "exec"), namespace)  # noqa: S102  (our own docs)
 
 
@@ -42,7 +42,12 @@ def test_quickstart_runs_on_a_sqlite_file(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert [line.split()[0] for line in lines[:6]] == [
-        "issued", "verified", "denied", "rotated", "revoked", "active",
+        "issued",
+        "verified",
+        "denied",
+        "rotated",
+        "revoked",
+        "active",
     ]
     assert "code='revoked'" in lines[4]
     assert (tmp_path / "apikeys.db").exists()

@@ -48,7 +48,5 @@ GIT = shutil.which("git")
 def git(*args: str, cwd: Path) -> str:
     """Run git (found on PATH) in ``cwd``; its stdout."""
     assert GIT is not None
-    done = subprocess.run(  # noqa: S603  (git, fixed arguments)
-        [GIT, *args], cwd=cwd, check=True, capture_output=True, text=True
-    )
+    done = subprocess.run([GIT, *args], cwd=cwd, check=True, capture_output=True, text=True)
     return done.stdout

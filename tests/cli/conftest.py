@@ -20,7 +20,7 @@ def run_cli(tmp_path: Path) -> Runner:
     """Run ``python -m apikeys ARGS`` (the real entry point) in ``tmp_path``."""
 
     def run(*args: str, env: Mapping[str, str] | None = None, input: str | None = None) -> Result:
-        done = subprocess.run(  # noqa: S603  (this interpreter, our own module)
+        done = subprocess.run(
             [sys.executable, "-m", "apikeys", *args],
             cwd=tmp_path,
             env=base_env(env),

@@ -47,7 +47,7 @@ def test_pre_commit_hook_entry_runs_the_installed_script(tmp_path: Path) -> None
     # pre-commit appends the hook's args, then the staged file names.
     command = [script, *entry[1:], "--prefix", "acme"]
 
-    leaked = subprocess.run(  # noqa: S603  (the installed script, fixed arguments)
+    leaked = subprocess.run(
         [*command, "staged.py", "clean.py"],
         cwd=tmp_path, env=base_env(), capture_output=True, text=True, check=False,
     )  # fmt: skip
@@ -55,7 +55,7 @@ def test_pre_commit_hook_entry_runs_the_installed_script(tmp_path: Path) -> None
     assert leaked.stdout == f"staged.py:1:8: acme key {parts.key_id}\n"
     assert parts.secret not in leaked.stdout + leaked.stderr
 
-    clean = subprocess.run(  # noqa: S603  (the installed script, fixed arguments)
+    clean = subprocess.run(
         [*command, "clean.py"],
         cwd=tmp_path, env=base_env(), capture_output=True, text=True, check=False,
     )  # fmt: skip
@@ -71,13 +71,13 @@ def test_progress_is_drawn_only_when_stderr_is_a_terminal(tmp_path: Path) -> Non
 
     def stderr_of(*extra: str, tty: bool) -> str:
         if not tty:
-            done = subprocess.run(  # noqa: S603  (this interpreter, our own module)
+            done = subprocess.run(
                 [*command, *extra], cwd=tmp_path, env=base_env(), capture_output=True, check=False
             )
             return done.stderr.decode()
         leader, follower = pty.openpty()
         try:
-            subprocess.run(  # noqa: S603  (this interpreter, our own module)
+            subprocess.run(
                 [*command, *extra], cwd=tmp_path, env=base_env(), stderr=follower,
                 stdout=subprocess.DEVNULL, check=False,
             )  # fmt: skip

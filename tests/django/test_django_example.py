@@ -32,7 +32,7 @@ def _env(db: Path) -> dict[str, str]:
 
 
 def _manage(env: dict[str, str], *args: str) -> str:
-    result = subprocess.run(  # noqa: S603  (this interpreter, the example's manage.py)
+    result = subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=PROJECT,
         env=env,
@@ -57,7 +57,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict
     }
     port = _free_port()
     log = (tmp / "server.log").open("w")
-    process = subprocess.Popen(  # noqa: S603  (this interpreter, the example's manage.py)
+    process = subprocess.Popen(
         [sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"],
         cwd=PROJECT,
         env=env,

@@ -131,7 +131,7 @@ def test_importing_the_package_loads_no_model() -> None:
         "import sys, apikeys.django; "
         "print(sorted(m for m in sys.modules if m.startswith('apikeys.django')))"
     )
-    result = subprocess.run(  # noqa: S603  (this interpreter, a fixed snippet)
+    result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert result.stdout.strip() == "['apikeys.django']"

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any
 
+from fastapi import FastAPI, HTTPException, Request, Security
 from fastapi.responses import StreamingResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -31,7 +32,6 @@ from apikeys.fastapi import APIKeyAuth, RequiredKey, current_key, require_key
 from apikeys.hashing import Argon2Hasher
 from apikeys.storage import MemoryStore
 from apikeys.testing import ManualClock
-from fastapi import FastAPI, HTTPException, Request, Security
 
 with warnings.catch_warnings():
     # Starlette 1.x deprecates running its TestClient on httpx (it wants httpx2);

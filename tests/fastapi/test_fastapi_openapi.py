@@ -4,11 +4,11 @@ schema (as Swagger UI's "Authorize" does) gets in with a real key."""
 from typing import Annotated, Any
 
 import pytest
+from fastapi import APIRouter, FastAPI, Security
 from fastapi_support import Env, TestClient, build_app
 
 from apikeys import APIKey
 from apikeys.fastapi import PROBLEM_RESPONSES, APIKeyAuth
-from fastapi import APIRouter, FastAPI, Security
 
 
 def _schema(app: FastAPI) -> dict[str, Any]:

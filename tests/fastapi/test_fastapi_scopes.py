@@ -10,13 +10,13 @@ from collections.abc import Callable
 from typing import Annotated
 
 import pytest
+from fastapi import FastAPI, Security
 from fastapi_support import Env, TestClient, WindowLimiter
 
 from apikeys import APIKey, ConfigurationError, InvalidArgument, KeyManager
 from apikeys.events import VerificationFailed
 from apikeys.fastapi import APIKeyAuth, RequiredKey, require_key
 from apikeys.testing import auth_headers, make_manager
-from fastapi import FastAPI, Security
 
 
 @pytest.mark.parametrize(
@@ -203,7 +203,7 @@ def test_without_fastapi_the_error_names_the_extra() -> None:
         "except apikeys.ConfigurationError as exc:\n"
         "    print(exc)\n"
     )
-    result = subprocess.run(  # noqa: S603  (our own interpreter)
+    result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert "pip install 'apikeys[fastapi]'" in result.stdout
@@ -211,7 +211,7 @@ def test_without_fastapi_the_error_names_the_extra() -> None:
 
 def test_importing_apikeys_does_not_import_fastapi() -> None:
     code = "import sys, apikeys, apikeys.testing; print('fastapi' in sys.modules)"
-    result = subprocess.run(  # noqa: S603  (our own interpreter)
+    result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert result.stdout.strip() == "False"

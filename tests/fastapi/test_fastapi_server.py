@@ -42,7 +42,7 @@ def server(tmp_path: Path, database: Path) -> Iterator[str]:
     """``uvicorn examples.fastapi_app:app`` on a free loopback port; its base URL."""
     port = _free_port()
     log = (tmp_path / "uvicorn.log").open("w")
-    process = subprocess.Popen(  # noqa: S603  (our own interpreter and example)
+    process = subprocess.Popen(
         [
             sys.executable,
             "-m",
@@ -84,7 +84,7 @@ def server(tmp_path: Path, database: Path) -> Iterator[str]:
 
 
 def _issue_with_the_example_command(database: Path, *scopes: str) -> str:
-    result = subprocess.run(  # noqa: S603  (our own interpreter and example)
+    result = subprocess.run(
         [sys.executable, str(EXAMPLE), "issue", "--owner", "acme-corp"]
         + [arg for scope in scopes for arg in ("--scope", scope)],
         cwd=database.parent,

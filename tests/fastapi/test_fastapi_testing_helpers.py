@@ -3,11 +3,11 @@ as a key without sending one; and the async path through httpx's ASGI transport.
 
 import httpx
 import pytest
+from fastapi import FastAPI, Request
 from fastapi_support import Env, TestClient, build_app, make_env
 
 from apikeys import AsyncKeyManager, ConfigurationError
 from apikeys.fastapi import APIKeyAuth, RequiredKey, current_key
-from fastapi import FastAPI, Request
 
 
 def test_headers_follow_the_configuration(env: Env) -> None:

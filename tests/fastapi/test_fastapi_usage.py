@@ -6,12 +6,12 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
+from fastapi import FastAPI
 from fastapi_support import Env, TestClient, WindowLimiter
 
 from apikeys.fastapi import APIKeyAuth, RequiredKey
 from apikeys.ratelimit import KeyRateLimiter
 from apikeys.testing import auth_headers
-from fastapi import FastAPI
 
 
 def test_a_request_is_recorded_with_its_route_template(env: Env, client: TestClient) -> None:

@@ -55,7 +55,7 @@ def app(database: Path) -> Iterator[Flask]:
 
 def _flask_cli(database: Path, *args: str) -> str:
     """The example's CLI in a child process, as a user runs it from the repository."""
-    result = subprocess.run(  # noqa: S603  (our own interpreter and example)
+    result = subprocess.run(
         [sys.executable, "-m", "flask", "--app", "examples.flask_app", "apikeys", *args],
         cwd=ROOT,
         env={**os.environ, "FLASK_APIKEYS_DATABASE_URL": f"sqlite:///{database}"},

@@ -30,7 +30,7 @@ ENV_DROP = (
 def run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in ENV_DROP}
     env.update(APIKEYS_HASHER="argon2-test", APIKEYS_PREFIX="acme", PYTHONIOENCODING="utf-8")
-    return subprocess.run(  # noqa: S603 (this interpreter, our own module)
+    return subprocess.run(
         [sys.executable, "-m", "apikeys", *args],
         cwd=tmp_path,
         env=env,

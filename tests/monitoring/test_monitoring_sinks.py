@@ -221,7 +221,7 @@ def test_importing_monitoring_loads_no_driver() -> None:
     import sys
 
     code = "import sys, json, apikeys.monitoring; print(json.dumps(sorted(sys.modules)))"
-    out = subprocess.run(  # noqa: S603
+    out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     ).stdout
     loaded = {name.split(".")[0] for name in json.loads(out)}

@@ -168,7 +168,7 @@ def test_redis_counts_exact_across_two_processes(
         str(per_thread),
     ]
     workers = [
-        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # noqa: S603
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for _ in range(2)
     ]
     for worker in workers:

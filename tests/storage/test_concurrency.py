@@ -23,7 +23,7 @@ def test_two_processes_rotate_and_revoke_the_same_keys(pg: str) -> None:
     keys = KeyManager(SQLAlchemyStore(pg), prefix="acme", hasher=test_hasher(), cache_size=0)
     originals = [keys.create(owner=f"owner-{n}", scopes=["a:b"]).key.id for n in range(ROUNDS)]
     workers = [
-        subprocess.Popen(  # noqa: S603 (our own interpreter and script)
+        subprocess.Popen(
             [sys.executable, str(WORKER), pg, str(w)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,

@@ -173,7 +173,7 @@ def test_two_processes_share_one_file_without_losing_writes(tmp_path: Path) -> N
     rounds = 40
     here = str(Path(__file__).parent)
     procs = [
-        subprocess.Popen(  # noqa: S603 (our own interpreter and script)
+        subprocess.Popen(
             [sys.executable, "-c", WORKER, str(path), counter.id, str(w), str(rounds), here],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
