@@ -15,11 +15,7 @@ import httpx
 import pytest
 
 from apikeys import KeyManager
-
-try:
-    from apikeys.storage import SQLiteStore
-except ImportError:  # TEMPORARY until SQLiteStore lands (issue 3)
-    pytest.skip("SQLiteStore is not there yet", allow_module_level=True)
+from apikeys.storage import SQLiteStore
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "fastapi_app.py"

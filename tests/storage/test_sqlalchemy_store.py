@@ -10,7 +10,7 @@ import sqlalchemy
 from conformance import NOW, record
 
 from apikeys import ConfigurationError, StorageError
-from apikeys.storage import SQLAlchemyStore, keys_table, metadata
+from apikeys.storage import SQLAlchemyStore, _schema, keys_table, metadata
 
 
 def test_tables_are_exposed_for_migrations() -> None:
@@ -145,3 +145,31 @@ def test_mariadb_keeps_microseconds_and_utc(mariadb: str) -> None:
         ).scalar()
     assert raw == "2026-01-01 12:00:00.123456"
     store.close()
+
+
+def test_an_older_schema_is_upgraded_in_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite+pysqlite:///{tmp_path / 'keys.db'}"
+    old = SQLAlchemyStore(url)
+    rec = record()
+    old.write(insert=[rec])
+    old.close()
+    monkeypatch.setattr(_schema, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(
+        _schema, "UPGRADES", {1: ("ALTER TABLE apikeys_keys ADD COLUMN note TEXT",)}
+    )
+    upgraded = SQLAlchemyStore(url)
+    assert upgraded.get(rec.id) == rec
+    with upgraded.engine.connect() as conn:
+        assert conn.execute(sqlalchemy.text("SELECT version FROM apikeys_schema")).scalar() == 2
+        assert conn.execute(sqlalchemy.text("SELECT note FROM apikeys_keys")).scalar() is None
+    upgraded.close()
+    # Migrations-owned tables (auto_create=False) are never altered by the store.
+    monkeypatch.setattr(_schema, "SCHEMA_VERSION", 3)
+    monkeypatch.setattr(_schema, "UPGRADES", {2: ("ALTER TABLE apikeys_keys ADD COLUMN x TEXT",)})
+    hands_off = SQLAlchemyStore(url, auto_create=False)
+    assert hands_off.get(rec.id) == rec
+    with hands_off.engine.connect() as conn:
+        assert conn.execute(sqlalchemy.text("SELECT version FROM apikeys_schema")).scalar() == 2
+    hands_off.close()

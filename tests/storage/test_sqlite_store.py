@@ -14,7 +14,7 @@ import pytest
 from conformance import NOW, record
 
 from apikeys import ConfigurationError, KeyManager, StorageError
-from apikeys.storage import SQLAlchemyStore, SQLiteStore, _sqlite
+from apikeys.storage import SQLAlchemyStore, SQLiteStore, _schema, _sqlite
 from apikeys.testing import ManualClock, test_hasher
 
 
@@ -204,3 +204,38 @@ def test_keys_survive_a_reopen(tmp_path: Path) -> None:
     again = KeyManager(SQLiteStore(path), prefix="acme", hasher=test_hasher(), clock=ManualClock())
     assert again.verify(issued.plaintext).id == issued.key.id
     again.close()
+
+
+def test_an_older_schema_is_upgraded_in_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "keys.db"
+    old = SQLiteStore(path)
+    rec = record()
+    old.write(insert=[rec])
+    old.close()
+    monkeypatch.setattr(_schema, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(
+        _schema, "UPGRADES", {1: ("ALTER TABLE apikeys_keys ADD COLUMN note TEXT",)}
+    )
+    upgraded = SQLiteStore(path)
+    assert upgraded.get(rec.id) == rec
+    upgraded.close()
+    raw = sqlite3.connect(path)
+    assert raw.execute("SELECT version FROM apikeys_schema").fetchall() == [(2,)]
+    assert "note" in {row[1] for row in raw.execute("PRAGMA table_info(apikeys_keys)")}
+    raw.close()
+
+
+def test_a_missing_upgrade_step_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "keys.db"
+    SQLiteStore(path).get("0000000000000000")
+    monkeypatch.setattr(_schema, "SCHEMA_VERSION", 3)
+    monkeypatch.setattr(_schema, "UPGRADES", {1: ()})
+    store = SQLiteStore(path)
+    with pytest.raises(ConfigurationError, match="no upgrade from apikeys schema version 2"):
+        store.get("0000000000000000")
+    store.close()
+    raw = sqlite3.connect(path)
+    assert raw.execute("SELECT version FROM apikeys_schema").fetchall() == [(1,)]
+    raw.close()

@@ -73,6 +73,30 @@ def state_condition(state: KeyState) -> tuple[str, bool]:
     return f"{live} AND (expires_at IS NULL OR expires_at > :now)", True
 
 
+UPGRADES: dict[int, tuple[str, ...]] = {}
+"""Portable DDL taking the tables from version N to N + 1, keyed by N. Applied by
+the stores that own their schema (``SQLiteStore``, ``auto_create``) on first use."""
+
+
+def upgrade_steps(found: int) -> list[str]:
+    """The statements taking tables at version ``found`` to :data:`SCHEMA_VERSION`.
+
+    Raises:
+        ConfigurationError: a step is missing (a release bug, caught by its tests).
+    """
+    steps: list[str] = []
+    for version in range(found, SCHEMA_VERSION):
+        if version not in UPGRADES:
+            raise ConfigurationError(f"no upgrade from apikeys schema version {version}")
+        steps.extend(UPGRADES[version])
+    return steps
+
+
+def current_version() -> int:
+    """The schema version this release writes (read at call time)."""
+    return SCHEMA_VERSION
+
+
 def check_schema_version(found: int | None, where: str) -> None:
     """Refuse a database whose key table is newer than this release understands.
 

@@ -47,13 +47,14 @@ from apikeys.storage._schema import (
     KEYS_TABLE,
     OWNER_INDEX,
     SCHEMA_TABLE,
-    SCHEMA_VERSION,
     check_schema_version,
     check_write,
+    current_version,
     driver_message,
     duplicate_message,
     redact_url,
     state_condition,
+    upgrade_steps,
 )
 
 __all__ = ["SQLAlchemyStore", "keys_table", "metadata", "schema_table"]
@@ -310,10 +311,16 @@ def ensure_schema(conn: Connection, *, create: bool, where: str) -> None:
     """
     version = schema_version(conn)
     check_schema_version(version, where)
-    if version == SCHEMA_VERSION or not create:
+    target = current_version()
+    if version == target or not create:
         return
-    metadata.create_all(conn, checkfirst=True)
-    conn.execute(insert(schema_table).values(id=1, version=SCHEMA_VERSION))
+    if version is None:
+        metadata.create_all(conn, checkfirst=True)
+        conn.execute(insert(schema_table).values(id=1, version=target))
+        return
+    for statement in upgrade_steps(version):
+        conn.execute(text(statement))
+    conn.execute(update(schema_table).where(schema_table.c.id == 1).values(version=target))
 
 
 class SQLAlchemyStore:

@@ -19,13 +19,14 @@ from apikeys.storage._schema import (
     KEYS_TABLE,
     OWNER_INDEX,
     SCHEMA_TABLE,
-    SCHEMA_VERSION,
     check_schema_version,
     check_write,
+    current_version,
     driver_message,
     duplicate_message,
     state_condition,
     to_sqlite_text,
+    upgrade_steps,
 )
 
 _SCHEMA = f"""
@@ -59,19 +60,24 @@ CREATE TABLE IF NOT EXISTS {KEYS_TABLE} (
 CREATE INDEX IF NOT EXISTS {OWNER_INDEX} ON {KEYS_TABLE} (owner, id);
 """
 
-_SELECT = f"SELECT {', '.join(COLUMNS)} FROM {KEYS_TABLE}"  # noqa: S608 (constant names)
+# The f-strings below splice only constant table and column names (S608 is about
+# values, which are always bound parameters here).
+_SCHEMA_VERSION = f"SELECT version FROM {SCHEMA_TABLE} WHERE id = 1"  # noqa: S608 (constants)
+_RECORD_VERSION = f"INSERT INTO {SCHEMA_TABLE} (id, version) VALUES (1, ?)"  # noqa: S608 (constants)
+_UPGRADE_VERSION = f"UPDATE {SCHEMA_TABLE} SET version = ? WHERE id = 1"  # noqa: S608 (constants)
+_SELECT = f"SELECT {', '.join(COLUMNS)} FROM {KEYS_TABLE}"  # noqa: S608 (constants)
 _GET = f"{_SELECT} WHERE id = ?"
 _INSERT = (
-    f"INSERT INTO {KEYS_TABLE} ({', '.join(COLUMNS)}) "  # noqa: S608 (constant names)
+    f"INSERT INTO {KEYS_TABLE} ({', '.join(COLUMNS)}) "  # noqa: S608 (constants)
     f"VALUES ({', '.join(':' + c for c in COLUMNS)})"
 )
 _UPDATE = (
-    f"UPDATE {KEYS_TABLE} SET "  # noqa: S608 (constant names)
+    f"UPDATE {KEYS_TABLE} SET "  # noqa: S608 (constants)
     + ", ".join(f"{c} = :{c}" for c in COLUMNS if c != "id")
     + " WHERE id = :id AND version = :expected"
 )
-_TOUCH = f"UPDATE {KEYS_TABLE} SET last_used_at = ?, last_used_ip = ? WHERE id = ?"  # noqa: S608
-_PURGE = f"DELETE FROM {KEYS_TABLE} WHERE id = ?"  # noqa: S608
+_TOUCH = f"UPDATE {KEYS_TABLE} SET last_used_at = ?, last_used_ip = ? WHERE id = ?"  # noqa: S608 (constants)
+_PURGE = f"DELETE FROM {KEYS_TABLE} WHERE id = ?"  # noqa: S608 (constants)
 
 
 def _row(record: KeyRecord) -> dict[str, Any]:
@@ -156,6 +162,7 @@ class SQLiteStore:
         return conn
 
     def _create_schema(self, conn: sqlite3.Connection) -> None:
+        """Create the tables, or upgrade older ones, in one transaction."""
         conn.execute("BEGIN IMMEDIATE")
         try:
             found = conn.execute(
@@ -164,17 +171,18 @@ class SQLiteStore:
             ).fetchone()
             version = None
             if found is not None:
-                row = conn.execute(f"SELECT version FROM {SCHEMA_TABLE} WHERE id = 1").fetchone()  # noqa: S608
+                row = conn.execute(_SCHEMA_VERSION).fetchone()
                 version = None if row is None else int(row[0])
             check_schema_version(version, self.path)
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
             if version is None:
-                conn.execute(
-                    f"INSERT INTO {SCHEMA_TABLE} (id, version) VALUES (1, ?)",  # noqa: S608
-                    (SCHEMA_VERSION,),
-                )
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(_RECORD_VERSION, (current_version(),))
+            elif version < current_version():
+                for statement in upgrade_steps(version):
+                    conn.execute(statement)
+                conn.execute(_UPGRADE_VERSION, (current_version(),))
         except BaseException:
             conn.rollback()
             raise
