@@ -16,6 +16,7 @@ import apikeys
 import apikeys.errors as errors
 import apikeys.events
 import apikeys.hashing
+import apikeys.http
 import apikeys.storage
 
 APIKEYS_ALL = [
@@ -102,6 +103,7 @@ MODULES = [
     (apikeys.hashing, HASHING_ALL),
     (apikeys.events, EVENTS_ALL),
     (apikeys.storage, STORAGE_ALL),
+    (apikeys.http, ["HTTPSettings", "PROBLEM_CONTENT_TYPE", "problem", "rate_limit_headers"]),
 ]
 
 
