@@ -240,7 +240,7 @@ def rate_limit_headers(
     Returns:
         Header names and values; empty when there is nothing to tell.
     """
-    from apikeys._ratelimit_rules import policy_window
+    from apikeys.ratelimit._rules import policy_window
 
     headers: dict[str, str] = {}
     if error is not None:

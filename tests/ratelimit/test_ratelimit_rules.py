@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from apikeys import QuotaExceeded, RateLimited
 from apikeys._models import APIKey
 from apikeys._policy import validate_quota, validate_rate_limits
-from apikeys._ratelimit_rules import (
+from apikeys.ratelimit._rules import (
     allows,
     parse_quota,
     parse_rate,

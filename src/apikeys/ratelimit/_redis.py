@@ -9,7 +9,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from apikeys._ratelimit_rules import Counts, Plan
+from apikeys.ratelimit._rules import Counts, Plan
 from apikeys.errors import ConfigurationError, StorageError
 
 # KEYS: current and previous counter of each check, in pairs.

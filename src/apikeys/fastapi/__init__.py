@@ -62,7 +62,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         "apikeys.fastapi needs FastAPI: pip install 'apikeys[fastapi]'"
     ) from exc
 
-from apikeys._fastapi_usage import Authenticated, UsageMiddleware, request_slots
+from apikeys.fastapi._usage import Authenticated, UsageMiddleware, request_slots
 
 __all__ = [
     "PROBLEM_RESPONSES",

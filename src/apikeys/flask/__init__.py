@@ -36,7 +36,7 @@ from typing import Any, Final, TypeVar, cast, overload
 
 from apikeys import _http
 from apikeys._async import AsyncKeyManager
-from apikeys._flask_config import FlaskSettings, build_manager, load_settings
+from apikeys.flask._config import FlaskSettings, build_manager, load_settings
 from apikeys._hooks import Verification
 from apikeys._manager import KeyManager
 from apikeys._models import APIKey
@@ -202,7 +202,7 @@ class APIKeys:
         app.teardown_request(_teardown_request)
         app.register_error_handler(APIKeyError, _answer_error)
         if self.cli:
-            from apikeys._flask_cli import apikeys_cli
+            from apikeys.flask._cli import apikeys_cli
 
             app.cli.add_command(apikeys_cli)
 

@@ -7,7 +7,7 @@ import math
 import threading
 from collections.abc import Sequence
 
-from apikeys._ratelimit_rules import Counts, Plan, allows
+from apikeys.ratelimit._rules import Counts, Plan, allows
 
 
 class MemoryCounters:
