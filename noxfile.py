@@ -27,7 +27,7 @@ def lint(session: nox.Session) -> None:
 def typing(session: nox.Session) -> None:
     """mypy --strict over the package and typing_tests/."""
     session.install(
-        "-e", ".[all]", "mypy>=1.10", "django-stubs>=5", "djangorestframework-stubs>=3.15"
+        "-e", ".[all,test]", "mypy>=1.10", "django-stubs>=5", "djangorestframework-stubs>=3.15"
     )
     session.run("mypy")
 
