@@ -132,7 +132,10 @@ def unasync(text: str, pair: Pair) -> str:
 
 
 def ruff_format(text: str, target: Path) -> str:
-    ruff = shutil.which("ruff")
+    # The ruff of the running interpreter's environment first: the version pinned
+    # for this project, not whichever one is first on PATH.
+    beside = Path(sys.executable).with_name("ruff")
+    ruff = str(beside) if beside.exists() else shutil.which("ruff")
     command = [ruff] if ruff else [sys.executable, "-m", "ruff"]
     done = subprocess.run(  # noqa: S603  # our own argv: ruff and a fixed path
         [*command, "format", "--stdin-filename", str(target), "-"],
