@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from apikeys import _keyformat, _policy
-from apikeys._base import Clock, ManagerBase
+from apikeys._base import Clock, ManagerBase, arun_blocking
 from apikeys._hooks import AsyncRateLimiter
 from apikeys._issuance import LIVE_STATES, IssuancePolicy
 from apikeys._models import APIKey, IssuedKey, KeyRecord, KeyState, Verification
@@ -148,7 +148,7 @@ class AsyncKeyManager(ManagerBase):
         if cold:
             if not await self._aacquire_slot():
                 self._busy(record.id, ip, required)
-            ok = await self._arun_blocking(self._slow_verify, record, parsed.secret)
+            ok = await arun_blocking(self._slow_verify, record, parsed.secret)
             self._after_slow(record, digest, ok, ip, required)
             record = await self._save_rehash(record, parsed.secret)
         key = record.key
@@ -171,7 +171,7 @@ class AsyncKeyManager(ManagerBase):
     async def _save_rehash(self, record: KeyRecord, secret: str) -> KeyRecord:
         if not self.hasher.needs_rehash(record.secret_hash):
             return record  # the common case: no hop to a worker thread
-        fresh = await self._arun_blocking(self._rehashed, record, secret)
+        fresh = await arun_blocking(self._rehashed, record, secret)
         if fresh is None:
             return record
         try:
@@ -251,7 +251,7 @@ class AsyncKeyManager(ManagerBase):
                 )
                 live += len(found)
             self._check_live_keys(key.owner, live)
-        secret_hash = await self._arun_blocking(self.hasher.hash, parts.secret)
+        secret_hash = await arun_blocking(self.hasher.hash, parts.secret)
         await self._insert(key, plaintext, insert=[KeyRecord(key, secret_hash)])
         self._created(key)
         return IssuedKey(key, plaintext)
@@ -430,7 +430,7 @@ class AsyncKeyManager(ManagerBase):
                 old.key, successor_id=parts.key_id, now=now, grace=grace, expires_in=expires_in
             )
             self._check_issuance(now, successor.expires_at)
-            secret_hash = await self._arun_blocking(self.hasher.hash, parts.secret)
+            secret_hash = await arun_blocking(self.hasher.hash, parts.secret)
             try:
                 await self._insert(
                     successor,

@@ -61,6 +61,17 @@ def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def run_blocking(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+    """Run blocking work in the calling thread (the sync twins' spelling of
+    :func:`arun_blocking`, which ``tools/unasync.py`` writes in its place)."""
+    return fn(*args, **kwargs)
+
+
+async def arun_blocking(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+    """Run blocking work (a hash, a SQLite query) in a worker thread."""
+    return await asyncio.to_thread(fn, *args, **kwargs)
+
+
 def _takes(sink: EventSink, event_type: str) -> bool:
     wanted = getattr(sink, "event_types", None)
     return wanted is None or event_type in wanted
@@ -483,15 +494,7 @@ class ManagerBase:
             "after": _policy.validate_cursor(after),
         }
 
-    # --- blocking work: in the calling thread, or in a worker thread for asyncio ------
-
-    @staticmethod
-    def _run_blocking(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
-        return fn(*args, **kwargs)
-
-    @staticmethod
-    async def _arun_blocking(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
-        return await asyncio.to_thread(fn, *args, **kwargs)
+    # --- hashing slots: blocking, or polled without blocking the event loop -------------
 
     def _acquire_slot(self) -> bool:
         """Take a hashing slot, waiting at most ``hash_wait``."""

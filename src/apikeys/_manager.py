@@ -1,5 +1,5 @@
-# GENERATED from src/apikeys/_async.py by tools/unasync.py: do not edit by hand.
-# Change the async source, then run `nox -s generate`.
+# GENERATED from src/apikeys/_async.py
+# by tools/unasync.py: do not edit; change the source, then `nox -s generate`.
 """KeyManager: the blocking shell around the policy core and a store.
 
 It holds no decision of its own: every check, plan and event comes from the base
@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from apikeys import _keyformat, _policy
-from apikeys._base import Clock, ManagerBase
+from apikeys._base import Clock, ManagerBase, run_blocking
 from apikeys._hooks import RateLimiter
 from apikeys._issuance import LIVE_STATES, IssuancePolicy
 from apikeys._models import APIKey, IssuedKey, KeyRecord, KeyState, Verification
@@ -147,7 +147,7 @@ class KeyManager(ManagerBase):
         if cold:
             if not self._acquire_slot():
                 self._busy(record.id, ip, required)
-            ok = self._run_blocking(self._slow_verify, record, parsed.secret)
+            ok = run_blocking(self._slow_verify, record, parsed.secret)
             self._after_slow(record, digest, ok, ip, required)
             record = self._save_rehash(record, parsed.secret)
         key = record.key
@@ -170,7 +170,7 @@ class KeyManager(ManagerBase):
     def _save_rehash(self, record: KeyRecord, secret: str) -> KeyRecord:
         if not self.hasher.needs_rehash(record.secret_hash):
             return record  # the common case: no new hash
-        fresh = self._run_blocking(self._rehashed, record, secret)
+        fresh = run_blocking(self._rehashed, record, secret)
         if fresh is None:
             return record
         try:
@@ -246,7 +246,7 @@ class KeyManager(ManagerBase):
                 found = self.store.list(owner=key.owner, state=state, now=key.created_at, limit=cap)
                 live += len(found)
             self._check_live_keys(key.owner, live)
-        secret_hash = self._run_blocking(self.hasher.hash, parts.secret)
+        secret_hash = run_blocking(self.hasher.hash, parts.secret)
         self._insert(key, plaintext, insert=[KeyRecord(key, secret_hash)])
         self._created(key)
         return IssuedKey(key, plaintext)
@@ -425,7 +425,7 @@ class KeyManager(ManagerBase):
                 old.key, successor_id=parts.key_id, now=now, grace=grace, expires_in=expires_in
             )
             self._check_issuance(now, successor.expires_at)
-            secret_hash = self._run_blocking(self.hasher.hash, parts.secret)
+            secret_hash = run_blocking(self.hasher.hash, parts.secret)
             try:
                 self._insert(
                     successor,

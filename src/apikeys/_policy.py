@@ -130,9 +130,7 @@ def validate_text(value: object, what: str, max_length: int) -> str:
             lone surrogates): such text breaks drivers and forges log lines.
     """
     if not isinstance(value, str) or len(value) > max_length or not value.isprintable():
-        raise InvalidArgument(
-            f"{what} must be printable text of at most {max_length} characters"
-        )
+        raise InvalidArgument(f"{what} must be printable text of at most {max_length} characters")
     return value
 
 
