@@ -321,8 +321,7 @@ class AsyncKeyManager(ManagerBase):
             "rate_limits": rate_limits,
             "quota": quota,
         }
-        if name is not UNSET:
-            _policy.validate_name(name)
+        self._check_label(name, "name")
 
         def plan(key: APIKey) -> APIKey | None:
             return _policy.plan_update(key, self.now(), changes)
@@ -344,7 +343,7 @@ class AsyncKeyManager(ManagerBase):
             StorageError: the store failed; the key is *not* revoked.
         """
         key_id = self._key_id(key_id)
-        _policy.validate_name(reason, "reason")
+        self._check_label(reason, "reason")
         for attempt in range(2):
             record = self._require(await self.store.aget(key_id), key_id)
             revoked = _policy.plan_revoke(record.key, self.now(), reason)
@@ -371,7 +370,7 @@ class AsyncKeyManager(ManagerBase):
             StorageError: the store failed.
         """
         key_id = self._key_id(key_id)
-        _policy.validate_name(reason, "reason")
+        self._check_label(reason, "reason")
         before, after = await self._mutate(
             key_id, lambda key: _policy.plan_suspend(key, self.now(), reason)
         )
@@ -456,7 +455,7 @@ class AsyncKeyManager(ManagerBase):
             InvalidArgument: ``key_id`` is not printable text.
             StorageError: the store failed.
         """
-        if _keyformat.key_id_argument(key_id) is None:
+        if not self._may_exist(key_id):
             return False
         record = await self.store.aget(key_id)
         existed = await self.store.apurge(key_id)
@@ -496,7 +495,7 @@ class AsyncKeyManager(ManagerBase):
             try:
                 landed = await self.store.aget(key.id) is not None
             except StorageError:
-                raise self._pending(error, key, plaintext) from None
+                raise self._pending(error, key, plaintext)  # noqa: B904  # keep its own cause
             if not landed:
                 raise
             logger.warning("apikeys: the write of key %s landed despite an error", key.id)

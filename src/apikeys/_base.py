@@ -482,12 +482,34 @@ class ManagerBase:
             raise KeyNotFound(key_id)
         return checked
 
+    @staticmethod
+    def _may_exist(key_id: str) -> bool:
+        """Whether ``key_id`` is shaped like a key id (``purge`` answers ``False``
+        without I/O otherwise).
+
+        Raises:
+            InvalidArgument: not printable text of at most 256 characters.
+        """
+        return _keyformat.key_id_argument(key_id) is not None
+
+    @staticmethod
+    def _check_label(value: str | None, what: str) -> None:
+        """Check a name or reason before any I/O (``UNSET``/``None``: nothing to check).
+
+        Raises:
+            InvalidArgument: not printable text of at most 200 characters.
+        """
+        if value is not None and value is not _policy.UNSET:
+            _policy.validate_name(value, what)
+
     def _list_query(
         self, owner: str | None, state: KeyState | str | None, limit: int, after: str | None
     ) -> dict[str, Any]:
         """The checked arguments of a store ``list`` call (``now`` included)."""
         return {
-            "owner": None if owner is None else _policy.validate_text(owner, "owner", 200),
+            "owner": None
+            if owner is None
+            else _policy.validate_text(owner, "owner", _policy.MAX_OWNER_LENGTH),
             "state": self._state_filter(state),
             "now": self.now(),
             "limit": self._check_limit(limit),

@@ -316,8 +316,7 @@ class KeyManager(ManagerBase):
             "rate_limits": rate_limits,
             "quota": quota,
         }
-        if name is not UNSET:
-            _policy.validate_name(name)
+        self._check_label(name, "name")
 
         def plan(key: APIKey) -> APIKey | None:
             return _policy.plan_update(key, self.now(), changes)
@@ -339,7 +338,7 @@ class KeyManager(ManagerBase):
             StorageError: the store failed; the key is *not* revoked.
         """
         key_id = self._key_id(key_id)
-        _policy.validate_name(reason, "reason")
+        self._check_label(reason, "reason")
         for attempt in range(2):
             record = self._require(self.store.get(key_id), key_id)
             revoked = _policy.plan_revoke(record.key, self.now(), reason)
@@ -366,7 +365,7 @@ class KeyManager(ManagerBase):
             StorageError: the store failed.
         """
         key_id = self._key_id(key_id)
-        _policy.validate_name(reason, "reason")
+        self._check_label(reason, "reason")
         before, after = self._mutate(
             key_id, lambda key: _policy.plan_suspend(key, self.now(), reason)
         )
@@ -451,7 +450,7 @@ class KeyManager(ManagerBase):
             InvalidArgument: ``key_id`` is not printable text.
             StorageError: the store failed.
         """
-        if _keyformat.key_id_argument(key_id) is None:
+        if not self._may_exist(key_id):
             return False
         record = self.store.get(key_id)
         existed = self.store.purge(key_id)
@@ -491,7 +490,7 @@ class KeyManager(ManagerBase):
             try:
                 landed = self.store.get(key.id) is not None
             except StorageError:
-                raise self._pending(error, key, plaintext) from None
+                raise self._pending(error, key, plaintext)  # noqa: B904  # keep its own cause
             if not landed:
                 raise
             logger.warning("apikeys: the write of key %s landed despite an error", key.id)
