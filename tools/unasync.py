@@ -92,8 +92,8 @@ PAIRS = [
             (
                 "Slow hashes run in worker threads (capped by\n"
                 "``max_concurrent_hashes``), so the event loop stays free.",
-                "Slow hashes run in the calling\n"
-                "thread (at most ``max_concurrent_hashes`` at once).",
+                "Slow hashes run in the calling thread (at\n"
+                "most ``max_concurrent_hashes`` at once).",
             ),
             (
                 "This is the hand-kept source of both managers: ``tools/unasync.py`` writes\n"
