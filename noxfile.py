@@ -43,3 +43,14 @@ def bench(session: nox.Session) -> None:
     names = session.posargs or ["core"]
     for name in names:
         session.run("python", f"benchmarks/bench_{name}.py")
+
+
+@nox.session
+def generate(session: nox.Session) -> None:
+    """Write the sync twins from their async sources (tools/unasync.py); offline.
+
+    ``nox -s generate -- --check`` writes nothing and fails when a generated file
+    is stale (CI runs it).
+    """
+    session.install("ruff>=0.6")
+    session.run("python", "tools/unasync.py", *session.posargs)

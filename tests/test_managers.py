@@ -807,6 +807,7 @@ def test_events_of_a_scripted_lifecycle(h: Harness) -> None:
         ("key.verified", new.key.id, "team-42"),
         ("request.completed", new.key.id, "team-42"),
         ("key.revoked", new.key.id, "team-42"),
+        ("key.updated", key_id, "team-42"),  # revoking the successor ended its grace
         ("key.verification_failed", new.key.id, "team-42"),
         ("key.purged", key_id, "team-42"),
     ]

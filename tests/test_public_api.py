@@ -31,6 +31,7 @@ APIKEYS_ALL = [
     "InsufficientScope",
     "InvalidArgument",
     "InvalidKeyState",
+    "IssuancePolicy",
     "IssuedKey",
     "KeyManager",
     "KeyNotFound",

@@ -181,3 +181,32 @@ def test_memory_store_implements_both_protocols_with_twin_signatures() -> None:
                 (p.name, p.kind, p.default) for p in awaitable.parameters.values()
             ], name
             assert inspect.iscoroutinefunction(getattr(MemoryStore, "a" + name))
+
+
+def test_records_sit_together_and_old_paths_still_import() -> None:
+    import apikeys
+    import apikeys._hooks
+    import apikeys._models
+    import apikeys.monitoring
+
+    assert apikeys._hooks.Verification is apikeys._models.Verification is apikeys.Verification
+    assert apikeys._hooks.RateLimitStatus is apikeys._models.RateLimitStatus
+    assert apikeys.IssuancePolicy is apikeys.monitoring.IssuancePolicy
+
+
+@pytest.mark.parametrize(
+    ("generated", "source"),
+    [
+        ("apikeys._manager", "src/apikeys/_async.py"),
+        ("apikeys.monitoring._monitor", "src/apikeys/monitoring/_async_monitor.py"),
+    ],
+)
+def test_sync_twins_are_generated_not_kept_by_hand(generated: str, source: str) -> None:
+    import importlib
+    import inspect as inspect_
+
+    text = inspect_.getsource(importlib.import_module(generated))
+    assert text.startswith(f"# GENERATED from {source}\n")
+    assert "async def" not in text
+    assert "await " not in text
+    assert "asyncio" not in text

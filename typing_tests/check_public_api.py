@@ -60,3 +60,20 @@ async def async_usage() -> None:
     assert_type(await keys.rotate(key.id), IssuedKey)
     assert_type(await keys.list(), list[APIKey])
     await keys.aclose()
+
+
+def records_and_recovery() -> None:
+    from apikeys import IssuancePolicy, StorageError
+    from apikeys._hooks import Verification as OldPathVerification
+
+    keys = KeyManager(
+        MemoryStore(), prefix="acme", issuance=IssuancePolicy(max_lifetime=timedelta(days=90))
+    )
+    assert_type(keys.authenticate("junk"), OldPathVerification)
+    try:
+        keys.create(owner="o")
+    except StorageError as exc:
+        pending = exc.issued
+        assert_type(pending, IssuedKey | None)
+        if pending is not None:
+            assert_type(keys.get(pending.key.id), APIKey)

@@ -13,9 +13,17 @@ Quick start::
 from __future__ import annotations
 
 from apikeys._async import AsyncKeyManager
-from apikeys._hooks import AsyncRateLimiter, RateLimiter, RateLimitStatus, Verification
+from apikeys._hooks import AsyncRateLimiter, RateLimiter
+from apikeys._issuance import IssuancePolicy
 from apikeys._manager import KeyManager
-from apikeys._models import APIKey, IssuedKey, KeyRecord, KeyState
+from apikeys._models import (
+    APIKey,
+    IssuedKey,
+    KeyRecord,
+    KeyState,
+    RateLimitStatus,
+    Verification,
+)
 from apikeys.errors import (
     APIKeyError,
     AuthenticationError,
@@ -55,6 +63,7 @@ __all__ = [
     "InsufficientScope",
     "InvalidArgument",
     "InvalidKeyState",
+    "IssuancePolicy",
     "IssuedKey",
     "KeyManager",
     "KeyNotFound",

@@ -1,40 +1,29 @@
-"""AsyncKeyManager: the awaitable shell around the policy core and an async store.
+"""AsyncKeyManager: the asyncio shell around the policy core and an async store.
 
-It holds no decision of its own: every check and plan comes from the base and the
-policy module it shares with :class:`~apikeys.KeyManager`. Slow hashes run in
-worker threads (capped by ``max_concurrent_hashes``), so the event loop stays free.
+It holds no decision of its own: every check, plan and event comes from the base
+and the policy module. Slow hashes run in worker threads (capped by
+``max_concurrent_hashes``), so the event loop stays free.
+
+This is the hand-kept source of both managers: ``tools/unasync.py`` writes
+``_manager.py`` (KeyManager) from it, and ``nox -s generate -- --check`` fails when
+that file is stale.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from apikeys import _keyformat, _policy
-from apikeys._base import Clock, ManagerBase
-from apikeys._hooks import AsyncRateLimiter, Verification
+from apikeys._base import Clock, ManagerBase, arun_blocking
+from apikeys._hooks import AsyncRateLimiter
 from apikeys._issuance import LIVE_STATES, IssuancePolicy
-from apikeys._models import APIKey, IssuedKey, KeyRecord, KeyState
+from apikeys._models import APIKey, IssuedKey, KeyRecord, KeyState, Verification
 from apikeys._policy import UNSET
-from apikeys.errors import (
-    ConfigurationError,
-    ConflictError,
-    RateLimited,
-    StorageError,
-)
-from apikeys.events import (
-    EventSink,
-    KeyCreated,
-    KeyEnabled,
-    KeyPurged,
-    KeyRevoked,
-    KeyRotated,
-    KeySuspended,
-    KeyUpdated,
-)
+from apikeys.errors import ConfigurationError, ConflictError, RateLimited, StorageError
+from apikeys.events import EventSink
 from apikeys.hashing import Hasher
 from apikeys.storage._protocol import AsyncKeyStore, AsyncSupportsTouch
 
@@ -44,8 +33,8 @@ logger = logging.getLogger("apikeys")
 class AsyncKeyManager(ManagerBase):
     """Issues, verifies, authorizes, rotates and revokes API keys (asyncio).
 
-    The same calls as :class:`~apikeys.KeyManager`, awaitable; ``authorize``,
-    ``is_authorized`` and ``record_request`` do no I/O and stay plain calls.
+    ``authorize``, ``is_authorized`` and ``record_request`` do no I/O and are plain
+    calls; every other call is awaitable.
 
     Args:
         store: Where records live (any :class:`~apikeys.storage.AsyncKeyStore`).
@@ -64,9 +53,10 @@ class AsyncKeyManager(ManagerBase):
             written per key (``None``: never). Needs a store with ``touch``.
         events: Event sinks (see :mod:`apikeys.events`).
         rate_limiter: Charges each verified request (see :mod:`apikeys.ratelimit`).
+            Without one, a key's own ``rate_limits`` and ``quota`` are still
+            enforced, with counters in this process; keys without limits pay nothing.
         issuance: Rules every issued key must satisfy: a required expiry, a maximum
-            lifetime, a cap on live keys per owner (see
-            :class:`~apikeys.monitoring.IssuancePolicy`).
+            lifetime, a cap on live keys per owner (see :class:`~apikeys.IssuancePolicy`).
 
     Raises:
         ConfigurationError: an invalid prefix or setting.
@@ -156,18 +146,21 @@ class AsyncKeyManager(ManagerBase):
         record = await self.store.aget(parsed.key_id)
         record, digest, cold = self._precheck(parsed, record, ip, required)
         if cold:
-            if not await self._acquire_slot():
+            if not await self._aacquire_slot():
                 self._busy(record.id, ip, required)
-            ok = await asyncio.to_thread(self._slow_verify, record, parsed.secret)
+            ok = await arun_blocking(self._slow_verify, record, parsed.secret)
             self._after_slow(record, digest, ok, ip, required)
             record = await self._save_rehash(record, parsed.secret)
         key = record.key
         now = self.now()
         self._authorize_proven(key, now, ip, required)
         status = None
-        if self.rate_limiter is not None:
+        limiter = self.rate_limiter
+        if limiter is None and (key.rate_limits or key.quota is not None):
+            limiter = self._default_limiter()
+        if limiter is not None:
             try:
-                status = await self.rate_limiter.ahit(key, now=now)
+                status = await limiter.ahit(key, now=now)
             except RateLimited as exc:
                 self._limited(exc, key, ip, required)
         if self._toucher is not None and self._should_touch(key, now):
@@ -178,7 +171,7 @@ class AsyncKeyManager(ManagerBase):
     async def _save_rehash(self, record: KeyRecord, secret: str) -> KeyRecord:
         if not self.hasher.needs_rehash(record.secret_hash):
             return record  # the common case: no hop to a worker thread
-        fresh = await asyncio.to_thread(self._rehashed, record, secret)
+        fresh = await arun_blocking(self._rehashed, record, secret)
         if fresh is None:
             return record
         try:
@@ -186,8 +179,7 @@ class AsyncKeyManager(ManagerBase):
         except StorageError as exc:
             logger.warning("apikeys: could not save the re-hash of key %s: %s", record.id, exc.code)
             return record
-        self._cache.forget(record.id)
-        return fresh
+        return self._rehash_saved(fresh)
 
     async def _touch(
         self, toucher: AsyncSupportsTouch, key_id: str, now: datetime, ip: str | None
@@ -231,9 +223,12 @@ class AsyncKeyManager(ManagerBase):
             The record and the plaintext key.
 
         Raises:
-            InvalidArgument: a bad scope, address, expiry, limit or metadata, or
-                the key breaks the manager's issuance policy.
-            StorageError: the store failed; no key was issued.
+            InvalidArgument: a bad owner, name, scope, address, expiry, limit or
+                metadata, or the key breaks the manager's issuance policy.
+            StorageError: the store failed. If the write may have landed all the
+                same, ``error.issued`` holds the key (see
+                :attr:`~apikeys.errors.StorageError.issued`); otherwise nothing
+                was issued.
         """
         key, parts, plaintext = self._issue(
             owner=owner,
@@ -256,18 +251,9 @@ class AsyncKeyManager(ManagerBase):
                 )
                 live += len(found)
             self._check_live_keys(key.owner, live)
-        await self.store.awrite(
-            insert=[KeyRecord(key, await asyncio.to_thread(self.hasher.hash, parts.secret))]
-        )
-        self._emit(
-            KeyCreated(
-                at=key.created_at,
-                key_id=key.id,
-                owner=key.owner,
-                scopes=key.scopes,
-                expires_at=key.expires_at,
-            )
-        )
+        secret_hash = await arun_blocking(self.hasher.hash, parts.secret)
+        await self._insert(key, plaintext, insert=[KeyRecord(key, secret_hash)])
+        self._created(key)
         return IssuedKey(key, plaintext)
 
     async def get(self, key_id: str) -> APIKey:
@@ -275,8 +261,10 @@ class AsyncKeyManager(ManagerBase):
 
         Raises:
             KeyNotFound: no such key.
+            InvalidArgument: ``key_id`` is not printable text of at most 256 characters.
             StorageError: the store failed.
         """
+        key_id = self._key_id(key_id)
         return self._require(await self.store.aget(key_id), key_id).key
 
     async def list(
@@ -292,17 +280,12 @@ class AsyncKeyManager(ManagerBase):
         Page with ``after=<last id of the previous page>``.
 
         Raises:
-            InvalidArgument: an unknown state or a limit outside 1-10000.
+            InvalidArgument: an unknown state, a limit outside 1-10000, or an
+                ``owner``/``after`` that is not printable text.
             StorageError: the store failed.
         """
-        records = await self.store.alist(
-            owner=owner,
-            state=self._state_filter(state),
-            now=self.now(),
-            limit=self._check_limit(limit),
-            after=after,
-        )
-        return [record.key for record in records]
+        query = self._list_query(owner, state, limit, after)
+        return [record.key for record in await self.store.alist(**query)]
 
     async def update(
         self,
@@ -318,14 +301,17 @@ class AsyncKeyManager(ManagerBase):
     ) -> APIKey:
         """Change a key's settings; arguments not given stay as they are.
 
-        ``expires_at=None`` removes the expiry; ``name=None`` clears the name.
+        ``expires_at=None`` removes the expiry; ``name=None`` clears the name. A
+        rotated-out key's expiry can only be brought forward.
 
         Raises:
             KeyNotFound: no such key.
-            InvalidKeyState: the key is revoked.
+            InvalidKeyState: the key is revoked, or rotated out and the change would
+                remove or push back its expiry.
             InvalidArgument: an invalid value.
             StorageError: the store failed (``ConflictError`` after one retry).
         """
+        key_id = self._key_id(key_id)
         changes = {
             "scopes": scopes,
             "name": name,
@@ -335,41 +321,44 @@ class AsyncKeyManager(ManagerBase):
             "rate_limits": rate_limits,
             "quota": quota,
         }
+        self._check_label(name, "name")
 
         def plan(key: APIKey) -> APIKey | None:
             return _policy.plan_update(key, self.now(), changes)
 
         before, after = await self._mutate(key_id, plan)
-        if after is not before:
-            fields = tuple(
-                name for name in changes if getattr(before, name) != getattr(after, name)
-            )
-            self._emit(KeyUpdated(at=self.now(), key_id=key_id, owner=after.owner, fields=fields))
+        self._updated(before, after, changes)
         return after
 
     async def revoke(self, key_id: str, *, reason: str | None = None) -> APIKey:
         """Revoke a key at once, for every process sharing the store. Final.
 
-        Revoking a revoked key changes nothing (the first reason is kept).
+        Revoking a revoked key changes nothing (the first reason is kept). Every key
+        this one replaced that is still in its rotation grace period stops working
+        too (its expiry becomes now), in the same write.
 
         Raises:
             KeyNotFound: no such key.
+            InvalidArgument: ``key_id`` or ``reason`` is not printable text.
             StorageError: the store failed; the key is *not* revoked.
         """
-        before, after = await self._mutate(
-            key_id, lambda key: _policy.plan_revoke(key, self.now(), reason)
-        )
-        if after is not before:
-            self._cache.forget(key_id)
-            self._emit(
-                KeyRevoked(
-                    at=after.revoked_at or self.now(),
-                    key_id=key_id,
-                    owner=after.owner,
-                    reason=after.revoke_reason,
-                )
-            )
-        return after
+        key_id = self._key_id(key_id)
+        self._check_label(reason, "reason")
+        for attempt in range(2):
+            record = self._require(await self.store.aget(key_id), key_id)
+            revoked = _policy.plan_revoke(record.key, self.now(), reason)
+            if revoked is None:
+                return record.key
+            ended = await self._graces_to_end(record.key)
+            try:
+                await self.store.awrite(update=[KeyRecord(revoked, record.secret_hash), *ended])
+            except ConflictError:
+                if attempt:
+                    raise
+                continue
+            self._revoked(record.key, revoked, [r.key for r in ended])
+            return revoked
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def suspend(self, key_id: str, *, reason: str | None = None) -> APIKey:
         """Suspend a key (reversible with :meth:`enable`); it fails as ``disabled``.
@@ -377,17 +366,15 @@ class AsyncKeyManager(ManagerBase):
         Raises:
             KeyNotFound: no such key.
             InvalidKeyState: the key is revoked.
+            InvalidArgument: ``key_id`` or ``reason`` is not printable text.
             StorageError: the store failed.
         """
+        key_id = self._key_id(key_id)
+        self._check_label(reason, "reason")
         before, after = await self._mutate(
             key_id, lambda key: _policy.plan_suspend(key, self.now(), reason)
         )
-        if after is not before:
-            self._emit(
-                KeySuspended(
-                    at=self.now(), key_id=key_id, owner=after.owner, reason=after.disabled_reason
-                )
-            )
+        self._suspended(before, after)
         return after
 
     async def enable(self, key_id: str) -> APIKey:
@@ -396,11 +383,11 @@ class AsyncKeyManager(ManagerBase):
         Raises:
             KeyNotFound: no such key.
             InvalidKeyState: the key is revoked.
+            InvalidArgument: ``key_id`` is not printable text.
             StorageError: the store failed.
         """
-        before, after = await self._mutate(key_id, _policy.plan_enable)
-        if after is not before:
-            self._emit(KeyEnabled(at=self.now(), key_id=key_id, owner=after.owner))
+        before, after = await self._mutate(self._key_id(key_id), _policy.plan_enable)
+        self._enabled(before, after)
         return after
 
     async def rotate(
@@ -426,9 +413,14 @@ class AsyncKeyManager(ManagerBase):
         Raises:
             KeyNotFound: no such key.
             InvalidKeyState: the key is not active, or was already rotated.
-            InvalidArgument: the successor would break the issuance policy.
-            StorageError: the store failed; nothing was written.
+            InvalidArgument: the successor would break the issuance policy, or
+                ``key_id`` is not printable text.
+            StorageError: the store failed. If the write may have landed all the
+                same, ``error.issued`` holds the successor (see
+                :attr:`~apikeys.errors.StorageError.issued`); otherwise nothing
+                was written.
         """
+        key_id = self._key_id(key_id)
         for attempt in range(2):
             old = self._require(await self.store.aget(key_id), key_id)
             parts, plaintext = _keyformat.generate(old.key.prefix)
@@ -437,55 +429,37 @@ class AsyncKeyManager(ManagerBase):
                 old.key, successor_id=parts.key_id, now=now, grace=grace, expires_in=expires_in
             )
             self._check_issuance(now, successor.expires_at)
-            new_record = KeyRecord(
-                successor, await asyncio.to_thread(self.hasher.hash, parts.secret)
-            )
+            secret_hash = await arun_blocking(self.hasher.hash, parts.secret)
             try:
-                await self.store.awrite(
-                    insert=[new_record], update=[KeyRecord(ended, old.secret_hash)]
+                await self._insert(
+                    successor,
+                    plaintext,
+                    insert=[KeyRecord(successor, secret_hash)],
+                    update=[KeyRecord(ended, old.secret_hash)],
                 )
             except ConflictError:
                 if attempt:
                     raise
                 continue
-            break
-        self._emit(
-            KeyCreated(
-                at=now,
-                key_id=successor.id,
-                owner=successor.owner,
-                scopes=successor.scopes,
-                expires_at=successor.expires_at,
-                replaces=old.id,
-            )
-        )
-        self._emit(
-            KeyRotated(
-                at=now,
-                key_id=old.id,
-                owner=old.key.owner,
-                successor_id=successor.id,
-                ends_at=ended.expires_at or now,
-            )
-        )
-        return IssuedKey(successor, plaintext)
+            self._rotated(ended, successor)
+            return IssuedKey(successor, plaintext)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def purge(self, key_id: str) -> bool:
-        """Delete a key's record for good (the audit trail loses it too).
+        """Delete a key's record for good (audit entries about it are kept).
 
         Returns:
             Whether a record existed.
 
         Raises:
+            InvalidArgument: ``key_id`` is not printable text.
             StorageError: the store failed.
         """
+        if not self._may_exist(key_id):
+            return False
         record = await self.store.aget(key_id)
         existed = await self.store.apurge(key_id)
-        self._cache.forget(key_id)
-        if existed:
-            self._emit(
-                KeyPurged(at=self.now(), key_id=key_id, owner=record.key.owner if record else None)
-            )
+        self._purged(key_id, record, existed)
         return existed
 
     async def aclose(self) -> None:
@@ -498,15 +472,51 @@ class AsyncKeyManager(ManagerBase):
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
-    async def _acquire_slot(self) -> bool:
-        """Take a hashing slot without blocking the loop, waiting at most ``hash_wait``."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._slots.timeout
-        while not self._slots.try_acquire(block=False):
-            if loop.time() >= deadline:
-                return False
-            await asyncio.sleep(0.002)
-        return True
+    async def _insert(
+        self,
+        key: APIKey,
+        plaintext: str,
+        *,
+        insert: Sequence[KeyRecord],
+        update: Sequence[KeyRecord] = (),
+    ) -> None:
+        """Write a new key; when the write fails, find out whether it landed.
+
+        Raises:
+            ConflictError: the write was refused (nothing landed).
+            StorageError: nothing landed, or the store cannot tell: then the error
+                carries the key in ``issued``.
+        """
+        try:
+            await self.store.awrite(insert=insert, update=update)
+        except ConflictError:
+            raise
+        except StorageError as error:
+            try:
+                landed = await self.store.aget(key.id) is not None
+            except StorageError:
+                raise self._pending(error, key, plaintext)  # noqa: B904  # keep its own cause
+            if not landed:
+                raise
+            logger.warning("apikeys: the write of key %s landed despite an error", key.id)
+
+    async def _graces_to_end(self, key: APIKey) -> tuple[KeyRecord, ...]:
+        """The keys ``key`` replaced, directly or not, that are still in their grace
+        period, each ending now."""
+        now = self.now()
+        ended: tuple[KeyRecord, ...] = ()
+        successor, predecessor = key.id, key.replaces
+        for _ in range(_policy.MAX_LINEAGE):
+            if predecessor is None:
+                break
+            record = await self.store.aget(predecessor)
+            if record is None:
+                break
+            end = _policy.plan_end_grace(record.key, successor, now)
+            if end is not None:
+                ended += (KeyRecord(end, record.secret_hash),)
+            successor, predecessor = predecessor, record.key.replaces
+        return ended
 
     async def _mutate(
         self, key_id: str, plan: Callable[[APIKey], APIKey | None]

@@ -4,17 +4,18 @@ hasher and limiter calls, one blocking, one awaitable."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, ParamSpec, TypeVar
 
 from apikeys import _keyformat, _policy
 from apikeys._hotpath import FailureThrottle, HashSlots, VerifiedCache
 from apikeys._issuance import IssuancePolicy
 from apikeys._keyformat import ParsedKey
-from apikeys._models import APIKey, KeyRecord, KeyState
+from apikeys._models import APIKey, IssuedKey, KeyRecord, KeyState
 from apikeys.errors import (
     APIKeyError,
     AuthenticationError,
@@ -24,17 +25,31 @@ from apikeys.errors import (
     KeyNotFound,
     RateLimited,
     ServiceBusy,
+    StorageError,
     TooManyFailures,
 )
 from apikeys.events import (
     Event,
     EventSink,
+    KeyCreated,
+    KeyEnabled,
+    KeyPurged,
+    KeyRevoked,
+    KeyRotated,
+    KeySuspended,
+    KeyUpdated,
     KeyVerified,
     RateLimitExceeded,
     RequestCompleted,
     VerificationFailed,
 )
 from apikeys.hashing import Argon2Hasher, Hasher
+
+if TYPE_CHECKING:
+    from apikeys.ratelimit import KeyRateLimiter
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 logger = logging.getLogger("apikeys")
 
@@ -44,6 +59,17 @@ Clock = Callable[[], datetime]
 def utc_now() -> datetime:
     """The default clock: the current time, timezone-aware, in UTC."""
     return datetime.now(timezone.utc)
+
+
+def run_blocking(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+    """Run blocking work in the calling thread (the sync twins' spelling of
+    :func:`arun_blocking`, which ``tools/unasync.py`` writes in its place)."""
+    return fn(*args, **kwargs)
+
+
+async def arun_blocking(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+    """Run blocking work (a hash, a SQLite query) in a worker thread."""
+    return await asyncio.to_thread(fn, *args, **kwargs)
 
 
 def _takes(sink: EventSink, event_type: str) -> bool:
@@ -112,6 +138,7 @@ class ManagerBase:
             raise ConfigurationError(f"{issuance!r} is not an IssuancePolicy")
         self.issuance = issuance
         """Rules every issued key must satisfy (``None``: none)."""
+        self._own_limiter: KeyRateLimiter | None = None
 
     # --- time and events --------------------------------------------------------------
 
@@ -438,3 +465,154 @@ class ManagerBase:
         if not isinstance(limit, int) or not 1 <= limit <= 10_000:
             raise InvalidArgument("limit must be between 1 and 10000")
         return limit
+
+    # --- argument checks, before any I/O ------------------------------------------------
+
+    @staticmethod
+    def _key_id(key_id: str) -> str:
+        """``key_id`` if it can name a key.
+
+        Raises:
+            InvalidArgument: not printable text of at most 256 characters.
+            KeyNotFound: printable text that is not shaped like a key id (no store
+                is asked: ids are always 16 base62 characters).
+        """
+        checked = _keyformat.key_id_argument(key_id)
+        if checked is None:
+            raise KeyNotFound(key_id)
+        return checked
+
+    @staticmethod
+    def _may_exist(key_id: str) -> bool:
+        """Whether ``key_id`` is shaped like a key id (``purge`` answers ``False``
+        without I/O otherwise).
+
+        Raises:
+            InvalidArgument: not printable text of at most 256 characters.
+        """
+        return _keyformat.key_id_argument(key_id) is not None
+
+    @staticmethod
+    def _check_label(value: str | None, what: str) -> None:
+        """Check a name or reason before any I/O (``UNSET``/``None``: nothing to check).
+
+        Raises:
+            InvalidArgument: not printable text of at most 200 characters.
+        """
+        if value is not None and value is not _policy.UNSET:
+            _policy.validate_name(value, what)
+
+    def _list_query(
+        self, owner: str | None, state: KeyState | str | None, limit: int, after: str | None
+    ) -> dict[str, Any]:
+        """The checked arguments of a store ``list`` call (``now`` included)."""
+        return {
+            "owner": None
+            if owner is None
+            else _policy.validate_text(owner, "owner", _policy.MAX_OWNER_LENGTH),
+            "state": self._state_filter(state),
+            "now": self.now(),
+            "limit": self._check_limit(limit),
+            "after": _policy.validate_cursor(after),
+        }
+
+    # --- hashing slots: blocking, or polled without blocking the event loop -------------
+
+    def _acquire_slot(self) -> bool:
+        """Take a hashing slot, waiting at most ``hash_wait``."""
+        return self._slots.try_acquire()
+
+    async def _aacquire_slot(self) -> bool:
+        """Take a hashing slot without blocking the loop, waiting at most ``hash_wait``."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._slots.timeout
+        while not self._slots.try_acquire(block=False):
+            if loop.time() >= deadline:
+                return False
+            await asyncio.sleep(0.002)
+        return True
+
+    def _default_limiter(self) -> KeyRateLimiter:
+        """The in-process limiter that enforces a key's own ``rate_limits`` and
+        ``quota`` when the manager was given no ``rate_limiter`` (made on first use,
+        so keys without limits never pay for it)."""
+        if self._own_limiter is None:
+            from apikeys.ratelimit import KeyRateLimiter
+
+            self._own_limiter = KeyRateLimiter(clock=self._clock)
+        return self._own_limiter
+
+    # --- after a write: what it means, which event says so ------------------------------
+
+    @staticmethod
+    def _pending(error: StorageError, key: APIKey, plaintext: str) -> StorageError:
+        """``error`` carrying the key whose write may have landed (see
+        :attr:`~apikeys.errors.StorageError.issued`)."""
+        error.issued = IssuedKey(key, plaintext)
+        return error
+
+    def _created(self, key: APIKey) -> None:
+        self._emit(
+            KeyCreated(
+                at=key.created_at,
+                key_id=key.id,
+                owner=key.owner,
+                scopes=key.scopes,
+                expires_at=key.expires_at,
+                replaces=key.replaces,
+            )
+        )
+
+    def _rotated(self, ended: APIKey, successor: APIKey) -> None:
+        self._created(successor)
+        now = successor.created_at
+        self._emit(
+            KeyRotated(
+                at=now,
+                key_id=ended.id,
+                owner=ended.owner,
+                successor_id=successor.id,
+                ends_at=ended.expires_at or now,
+            )
+        )
+
+    def _updated(self, before: APIKey, after: APIKey, fields: Iterable[str]) -> None:
+        if after is before:
+            return
+        changed = tuple(name for name in fields if getattr(before, name) != getattr(after, name))
+        self._emit(KeyUpdated(at=self.now(), key_id=after.id, owner=after.owner, fields=changed))
+
+    def _revoked(self, before: APIKey, after: APIKey, ended: Sequence[APIKey]) -> None:
+        # The verified digest stays cached: the stored hash is unchanged, so a revoked
+        # key presented again costs a digest compare (and a 401), never Argon2.
+        if after is before:
+            return
+        now = after.revoked_at or self.now()
+        self._emit(
+            KeyRevoked(at=now, key_id=after.id, owner=after.owner, reason=after.revoke_reason)
+        )
+        for key in ended:
+            self._emit(KeyUpdated(at=now, key_id=key.id, owner=key.owner, fields=("expires_at",)))
+
+    def _suspended(self, before: APIKey, after: APIKey) -> None:
+        if after is not before:
+            self._emit(
+                KeySuspended(
+                    at=self.now(), key_id=after.id, owner=after.owner, reason=after.disabled_reason
+                )
+            )
+
+    def _enabled(self, before: APIKey, after: APIKey) -> None:
+        if after is not before:
+            self._emit(KeyEnabled(at=self.now(), key_id=after.id, owner=after.owner))
+
+    def _purged(self, key_id: str, record: KeyRecord | None, existed: bool) -> None:
+        self._cache.forget(key_id)
+        if existed:
+            self._emit(
+                KeyPurged(at=self.now(), key_id=key_id, owner=record.key.owner if record else None)
+            )
+
+    def _rehash_saved(self, fresh: KeyRecord) -> KeyRecord:
+        self._cache.forget(fresh.id)
+        return fresh

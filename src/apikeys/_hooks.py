@@ -6,32 +6,13 @@ The managers only call these protocols; implementations live in
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
-from apikeys._models import APIKey
+# RateLimitStatus and Verification live with the other records; imported from here too.
+from apikeys._models import APIKey, RateLimitStatus, Verification
 
-
-@dataclass(frozen=True, slots=True)
-class RateLimitStatus:
-    """Where a key stands against its tightest limit, after a request was charged.
-
-    Adapters turn it into the IETF ``RateLimit``/``RateLimit-Policy`` headers.
-
-    Attributes:
-        limit: Requests allowed per window.
-        remaining: Requests left in the current window.
-        reset_after: Seconds until the window resets.
-        policy: The limit as written (``"100/minute"``).
-        window: The window length in seconds.
-    """
-
-    limit: int
-    remaining: int
-    reset_after: float
-    policy: str
-    window: float
+__all__ = ["AsyncRateLimiter", "RateLimitStatus", "RateLimiter", "Verification"]
 
 
 @runtime_checkable
@@ -56,11 +37,3 @@ class AsyncRateLimiter(Protocol):
     """The awaitable twin of :class:`RateLimiter` (``ahit``)."""
 
     async def ahit(self, key: APIKey, *, now: datetime) -> RateLimitStatus | None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Verification:
-    """The outcome of a successful ``authenticate``: the key and its rate-limit status."""
-
-    key: APIKey
-    rate_limit: RateLimitStatus | None = None

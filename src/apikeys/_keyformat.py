@@ -61,6 +61,39 @@ def is_key_id(value: object) -> bool:
     return isinstance(value, str) and _KEY_ID_RE.fullmatch(value) is not None
 
 
+MAX_ID_ARGUMENT_LENGTH: Final = 256
+
+
+def key_id_argument(value: object) -> str | None:
+    """Check a key id given to a management call (``get``, ``revoke``...), before any I/O.
+
+    Every store answers the same way because no store is asked about text that
+    cannot be an id: ids are always 16 base62 characters.
+
+    Returns:
+        ``value`` when it is shaped like a key id; ``None`` when it is printable
+        text that names no key (the caller reports ``KeyNotFound``).
+
+    Raises:
+        InvalidArgument: not a string, empty, longer than 256 characters, or holding
+            a character that is not printable (NUL, control characters, line breaks,
+            lone surrogates).
+    """
+    if isinstance(value, str) and _KEY_ID_RE.fullmatch(value) is not None:
+        return value
+    if (
+        not isinstance(value, str)
+        or not value
+        or len(value) > MAX_ID_ARGUMENT_LENGTH
+        or not value.isprintable()
+    ):
+        raise InvalidArgument(
+            "a key id must be printable text of at most "
+            f"{MAX_ID_ARGUMENT_LENGTH} characters (16 base62 characters for a real id)"
+        )
+    return None
+
+
 def checksum(text: str) -> str:
     """CRC32 of ``text`` (ASCII) as 6 base62 characters, most significant first."""
     v = zlib.crc32(text.encode("ascii"))

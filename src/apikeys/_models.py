@@ -1,5 +1,7 @@
 """The records: :class:`APIKey` (what callers see), :class:`IssuedKey` (with the
-plaintext, shown once) and :class:`KeyRecord` (what a store keeps: key + hash)."""
+plaintext, shown once), :class:`KeyRecord` (what a store keeps: key + hash), and
+what a successful verification returns (:class:`Verification`, with its
+:class:`RateLimitStatus`)."""
 
 from __future__ import annotations
 
@@ -256,3 +258,32 @@ def row_to_record(row: Any) -> KeyRecord:
         data[name] = value
     secret_hash = data.pop("secret_hash")
     return KeyRecord(APIKey.model_validate(data), secret_hash)
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitStatus:
+    """Where a key stands against its tightest limit, after a request was charged.
+
+    Adapters turn it into the IETF ``RateLimit``/``RateLimit-Policy`` headers.
+
+    Attributes:
+        limit: Requests allowed per window.
+        remaining: Requests left in the current window.
+        reset_after: Seconds until the window resets.
+        policy: The limit as written (``"100/minute"``).
+        window: The window length in seconds.
+    """
+
+    limit: int
+    remaining: int
+    reset_after: float
+    policy: str
+    window: float
+
+
+@dataclass(frozen=True, slots=True)
+class Verification:
+    """The outcome of a successful ``authenticate``: the key and its rate-limit status."""
+
+    key: APIKey
+    rate_limit: RateLimitStatus | None = None

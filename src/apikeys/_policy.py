@@ -120,16 +120,47 @@ def validate_quota(quota: str | int | None) -> str | None:
     return text
 
 
+def validate_text(value: object, what: str, max_length: int) -> str:
+    """Check a string argument that reaches a store (an owner, a name, a reason, a
+    cursor); return it unchanged.
+
+    Raises:
+        InvalidArgument: not a string, longer than ``max_length``, or holding a
+            character that is not printable (NUL, control characters, line breaks,
+            lone surrogates): such text breaks drivers and forges log lines.
+    """
+    if not isinstance(value, str) or len(value) > max_length or not value.isprintable():
+        raise InvalidArgument(f"{what} must be printable text of at most {max_length} characters")
+    return value
+
+
 def validate_owner(owner: str) -> str:
-    if not isinstance(owner, str) or not owner.strip() or len(owner) > MAX_OWNER_LENGTH:
-        raise InvalidArgument(f"owner must be a non-empty string of at most {MAX_OWNER_LENGTH}")
+    """Check an owner: non-blank printable text of at most 200 characters.
+
+    Raises:
+        InvalidArgument: otherwise.
+    """
+    if not validate_text(owner, "owner", MAX_OWNER_LENGTH).strip():
+        raise InvalidArgument("owner must not be blank")
     return owner
 
 
-def validate_name(name: str | None) -> str | None:
-    if name is not None and (not isinstance(name, str) or len(name) > MAX_NAME_LENGTH):
-        raise InvalidArgument(f"name must be a string of at most {MAX_NAME_LENGTH} characters")
-    return name
+def validate_name(name: str | None, what: str = "name") -> str | None:
+    """Check an optional label (a name or a reason): printable, at most 200 characters.
+
+    Raises:
+        InvalidArgument: otherwise.
+    """
+    return None if name is None else validate_text(name, what, MAX_NAME_LENGTH)
+
+
+def validate_cursor(after: str | None) -> str | None:
+    """Check a ``list(after=...)`` cursor (a key id, or any printable text).
+
+    Raises:
+        InvalidArgument: not printable text of at most 256 characters.
+    """
+    return None if after is None else validate_text(after, "after", 256)
 
 
 def validate_metadata(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -143,10 +174,13 @@ def validate_metadata(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
     if not isinstance(metadata, Mapping):
         raise InvalidArgument("metadata must be a mapping")
     try:
-        text = json.dumps(dict(metadata), sort_keys=True)
-    except (TypeError, ValueError) as exc:
+        text = json.dumps(dict(metadata), sort_keys=True, ensure_ascii=False)
+        size = len(text.encode())
+    except (TypeError, ValueError) as exc:  # UnicodeEncodeError: a lone surrogate
         raise InvalidArgument(f"metadata must be JSON-serialisable: {exc}") from exc
-    if len(text.encode()) > MAX_METADATA_BYTES:
+    if "\\u0000" in text:  # PostgreSQL's JSON types refuse NUL
+        raise InvalidArgument("metadata must not contain NUL characters")
+    if size > MAX_METADATA_BYTES:
         raise InvalidArgument(f"metadata is larger than {MAX_METADATA_BYTES} bytes as JSON")
     frozen: dict[str, Any] = freeze(json.loads(text))
     return frozen
@@ -290,7 +324,7 @@ def plan_revoke(key: APIKey, now: datetime, reason: str | None) -> APIKey | None
     the first reason is kept)."""
     if key.revoked_at is not None:
         return None
-    return bump(key, revoked_at=now, revoke_reason=validate_name(reason))
+    return bump(key, revoked_at=now, revoke_reason=validate_name(reason, "reason"))
 
 
 def plan_suspend(key: APIKey, now: datetime, reason: str | None) -> APIKey | None:
@@ -303,7 +337,7 @@ def plan_suspend(key: APIKey, now: datetime, reason: str | None) -> APIKey | Non
         raise InvalidKeyState(f"key {key.id!r} is revoked; it cannot be suspended")
     if key.disabled_at is not None:
         return None
-    return bump(key, disabled_at=now, disabled_reason=validate_name(reason))
+    return bump(key, disabled_at=now, disabled_reason=validate_name(reason, "reason"))
 
 
 def plan_enable(key: APIKey) -> APIKey | None:
@@ -373,7 +407,9 @@ def plan_update(key: APIKey, now: datetime, changes: Mapping[str, Any]) -> APIKe
 
     Raises:
         InvalidArgument: a value is invalid.
-        InvalidKeyState: the key is revoked.
+        InvalidKeyState: the key is revoked, or it was rotated out and the change
+            would remove or push back its expiry (a retired key's end only comes
+            closer).
     """
     if key.revoked_at is not None:
         raise InvalidKeyState(f"key {key.id!r} is revoked; it cannot be updated")
@@ -395,4 +431,32 @@ def plan_update(key: APIKey, now: datetime, changes: Mapping[str, Any]) -> APIKe
     updated = {name: value for name, value in updated.items() if getattr(key, name) != value}
     if not updated:
         return None
+    if key.replaced_by is not None and "expires_at" in updated:
+        new_end = updated["expires_at"]
+        if new_end is None or key.expires_at is None or new_end > key.expires_at:
+            raise InvalidKeyState(
+                f"key {key.id!r} was rotated out; its expiry can only be brought forward"
+            )
     return bump(key, **updated)
+
+
+MAX_LINEAGE = 100
+"""How many predecessors a revocation walks back through to end their grace."""
+
+
+def plan_end_grace(predecessor: APIKey, successor_id: str, now: datetime) -> APIKey | None:
+    """What revoking ``successor_id`` does to a key it replaced: a predecessor still
+    in its grace period stops now (its expiry is brought forward to ``now``).
+
+    Returns:
+        The ended record, or ``None`` when ``predecessor`` is not in its grace period
+        any more (expired, revoked, or not replaced by ``successor_id``).
+    """
+    if (
+        predecessor.replaced_by != successor_id
+        or predecessor.revoked_at is not None
+        or predecessor.expires_at is None  # never: a rotation always sets the end
+        or predecessor.expires_at <= now
+    ):
+        return None
+    return bump(predecessor, expires_at=now)

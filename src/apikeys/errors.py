@@ -32,7 +32,10 @@ events) does.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
+
+if TYPE_CHECKING:
+    from apikeys._models import IssuedKey
 
 __all__ = [
     "APIKeyError",
@@ -199,6 +202,12 @@ class StorageError(APIKeyError):
 
     status: ClassVar[int] = 503
     code = "storage_unavailable"
+    issued: IssuedKey | None = None
+    """Set by ``create`` and ``rotate`` when their write may have landed but the
+    store could not confirm it (a lost reply, then the store still down): the key
+    that was written, plaintext included (never shown by ``repr``/``str``). Once the
+    store is back, ``get(error.issued.key.id)`` tells whether it exists: if so, hand
+    out ``error.issued.plaintext`` (or revoke it); if not, nothing was written."""
 
 
 class ConflictError(StorageError):

@@ -73,6 +73,8 @@ def _expected(a: str, b: str) -> list[tuple[str, str | None, str | None, dict[st
         ("key.created", b, "team-7", {"replaces": a}),
         ("key.rotated", a, "team-7", {"successor_id": b}),
         ("key.revoked", b, "team-7", {"reason": "done"}),
+        # Revoking b ended the grace of a, the key it replaced.
+        ("key.updated", a, "team-7", {"fields": ["expires_at"]}),
     ]
 
 
@@ -145,7 +147,7 @@ def test_entries_rebuild_their_typed_events(
     rotated = events[8]
     assert isinstance(rotated, KeyRotated)
     assert rotated.ends_at == clock.now + timedelta(hours=1)
-    assert events[-1] == KeyRevoked(at=clock.now, key_id=run["b"], owner="team-7", reason="done")
+    assert events[-2] == KeyRevoked(at=clock.now, key_id=run["b"], owner="team-7", reason="done")
 
 
 def test_query_filters_and_paging(audit_store: AuditStore, clock: ManualClock) -> None:

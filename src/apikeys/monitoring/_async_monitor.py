@@ -1,32 +1,27 @@
-"""AsyncMonitor: watches an :class:`~apikeys.AsyncKeyManager`; the methods of
-:class:`~apikeys.monitoring.Monitor`, awaitable where they do I/O."""
+"""AsyncMonitor: watches an :class:`~apikeys.AsyncKeyManager` and answers questions
+about its keys (awaitable).
+
+This is the hand-kept source of both monitors: ``tools/unasync.py`` writes
+``_monitor.py`` (Monitor) from it, and ``nox -s generate -- --check`` fails when
+that file is stale.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
-import contextlib
 import logging
-import threading
 from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
 
 from apikeys._async import AsyncKeyManager
+from apikeys._base import arun_blocking
 from apikeys._models import APIKey
-from apikeys.errors import (
-    APIKeyError,
-    ConfigurationError,
-    KeyNotFound,
-    StorageError,
-)
-from apikeys.events import Event
+from apikeys.errors import APIKeyError, ConfigurationError, KeyNotFound, StorageError
 from apikeys.monitoring._audit import AuditEntry, AuditStore
 from apikeys.monitoring._detectors import Detector
 from apikeys.monitoring._monitor_base import (
     DEFAULT_AUDIT_TYPES,
     PAGE,
-    MonitorBase,
+    LoopActions,
     check_review_args,
 )
 from apikeys.monitoring._review import (
@@ -47,16 +42,24 @@ from apikeys.monitoring._usage import (
 logger = logging.getLogger("apikeys")
 
 
-class AsyncMonitor(MonitorBase):
-    """:class:`Monitor` for an :class:`~apikeys.AsyncKeyManager`: the same methods,
-    awaitable (store reads run in worker threads; ``emit`` stays a plain call).
+class AsyncMonitor(LoopActions):
+    """Watches an :class:`~apikeys.AsyncKeyManager`: audit trail, usage counters, abuse
+    detectors, and the questions an operator asks about keys (asyncio).
 
-    A detector's ``suspend`` action is scheduled on the event loop the manager
-    emits from (captured from the first event); :meth:`flush` waits for it.
+    It registers itself as an event sink of the manager. On the request path it
+    only counts (a dict increment) and queues (a deque append); audit writes,
+    detectors and store flushes run in one background thread. A detector's
+    ``suspend`` action is scheduled on the event loop the manager emits from
+    (captured from the first event), never run inside the manager's own ``emit``.
+
+    Queries flush first, so they see every event this process emitted before
+    the call.
 
     Args:
         manager: The manager to watch.
-        **options: See :class:`MonitorBase`.
+        **options: See :class:`MonitorBase` (``audit_store``, ``usage_store``,
+            ``detectors``, ``audit_types``, ``audit_retention``, ``buffer_size``,
+            ``flush_interval``, ``attach``).
 
     Raises:
         ConfigurationError: not an AsyncKeyManager, or a bad option.
@@ -79,13 +82,6 @@ class AsyncMonitor(MonitorBase):
     ) -> None:
         if not isinstance(manager, AsyncKeyManager):
             raise ConfigurationError("AsyncMonitor watches an AsyncKeyManager")
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._actions: set[concurrent.futures.Future[Any]] = set()
-        self._actions_lock = threading.Lock()
-        try:
-            self._loop = asyncio.get_running_loop()
-        except RuntimeError:
-            self._loop = None
         super().__init__(
             manager,
             audit_store=audit_store,
@@ -98,50 +94,20 @@ class AsyncMonitor(MonitorBase):
             attach=attach,
         )
 
-    def emit(self, event: Event) -> None:
-        """Take one event (see :meth:`Monitor.emit`); remembers the event loop."""
-        if self._loop is None:
-            with contextlib.suppress(RuntimeError):
-                self._loop = asyncio.get_running_loop()
-        super().emit(event)
-
-    def _suspend(self, key_id: str, reason: str) -> None:
-        loop = self._loop
-        if loop is None or loop.is_closed():
-            logger.warning("apikeys: no event loop to suspend key %s on", key_id)
-            return
-        future = asyncio.run_coroutine_threadsafe(self.manager.suspend(key_id, reason=reason), loop)
-        with self._actions_lock:
-            self._actions.add(future)
-        future.add_done_callback(lambda f: self._action_done(f, key_id))
-
-    def _action_done(self, future: concurrent.futures.Future[Any], key_id: str) -> None:
-        with self._actions_lock:
-            self._actions.discard(future)
-        if future.cancelled():
-            return
-        error = future.exception()
-        if isinstance(error, APIKeyError):
-            logger.warning("apikeys: could not suspend key %s: %s", key_id, error.code)
-        elif error is not None:
-            logger.error("apikeys: suspending key %s failed", key_id, exc_info=error)
-
     async def flush(self, timeout: float | None = 5.0) -> bool:
-        """Deliver everything queued so far (see :meth:`Monitor.flush`), suspensions
-        scheduled by detectors included.
+        """Deliver everything queued so far: audit entries written, detectors run,
+        their actions done, usage counters added to the store.
+
+        Args:
+            timeout: Longest wait in seconds for the background thread.
+
+        Returns:
+            Whether the queue was drained in time.
 
         Raises:
             StorageError: the usage store failed (the counts are kept).
         """
-        done = True
-        for _ in range(3):
-            done = await asyncio.to_thread(self._flush_sync, timeout)
-            with self._actions_lock:
-                pending = list(self._actions)
-            if not pending:
-                break
-            await asyncio.gather(*(asyncio.wrap_future(f) for f in pending), return_exceptions=True)
-        return done
+        return await self._aflush(timeout)
 
     async def usage(
         self,
@@ -152,7 +118,19 @@ class AsyncMonitor(MonitorBase):
         by: Iterable[str] = ("route", "status"),
         granularity: str | None = None,
     ) -> UsageReport:
-        """Requests of one key (see :meth:`Monitor.usage`).
+        """Requests of one key over ``[since, until)``, per ``by`` and per bucket.
+
+        Args:
+            key_id: The key.
+            since: Start (default: a day before ``until``).
+            until: End, exclusive (default: now, by the manager's clock).
+            by: Dimensions to break the counts down by: ``route``, ``method``,
+                ``status`` (``()``: totals only).
+            granularity: ``minute``, ``hour`` or ``day`` (default: picked from the
+                period's length).
+
+        Returns:
+            The report (``total``, ``counts`` per ``by`` values, ``series``).
 
         Raises:
             InvalidArgument: not a key id, a bad period, dimension or granularity.
@@ -160,14 +138,13 @@ class AsyncMonitor(MonitorBase):
         """
         key_id = self._key_id(key_id)
         start, end = self._period(since, until, timedelta(days=1))
-        return await asyncio.to_thread(
-            self._usage_sync, key_id, start, end, check_by(by), granularity
-        )
+        return await arun_blocking(self._usage_sync, key_id, start, end, check_by(by), granularity)
 
     async def addresses(
         self, key_id: str, *, since: datetime | None = None, until: datetime | None = None
     ) -> list[AddressActivity]:
-        """Client addresses of one key (see :meth:`Monitor.addresses`).
+        """Client addresses one key was used from (whole UTC days overlapping the
+        period), busiest first, with first and last time seen.
 
         Raises:
             InvalidArgument: not a key id, or a bad period.
@@ -175,7 +152,7 @@ class AsyncMonitor(MonitorBase):
         """
         key_id = self._key_id(key_id)
         start, end = self._period(since, until, timedelta(days=7))
-        return await asyncio.to_thread(self._addresses_sync, key_id, start, end)
+        return await arun_blocking(self._addresses_sync, key_id, start, end)
 
     async def audit(
         self,
@@ -188,7 +165,18 @@ class AsyncMonitor(MonitorBase):
         after_id: int | None = None,
         limit: int = 1000,
     ) -> list[AuditEntry]:
-        """The audit trail (see :meth:`Monitor.audit`).
+        """The audit trail, oldest first: of one key, of one owner (events carrying
+        the owner, plus every event naming one of the owner's keys, failures before
+        the secret was proven included), or all.
+
+        Args:
+            key_id: Only this key's entries.
+            owner: Only this owner's (with ``key_id``: either).
+            since: Entries at or after this instant.
+            until: Entries before this instant.
+            types: Only these event types (``["key.revoked"]``).
+            after_id: Entries after this id (paging).
+            limit: At most this many (1-10000).
 
         Raises:
             InvalidArgument: not a key id, or a bad limit.
@@ -197,7 +185,7 @@ class AsyncMonitor(MonitorBase):
         key_ids = None if key_id is None else [self._key_id(key_id)]
         if owner is not None:
             key_ids = (key_ids or []) + [k.id for k in await self._owner_keys(owner)]
-        return await asyncio.to_thread(
+        return await arun_blocking(
             self._audit_sync, key_ids, owner, since, until, types, after_id, limit
         )
 
@@ -214,7 +202,8 @@ class AsyncMonitor(MonitorBase):
     async def activity(
         self, key_id: str, *, since: datetime | None = None, until: datetime | None = None
     ) -> ActivityReport:
-        """What one key did over a period (see :meth:`Monitor.activity`).
+        """What one key did over a period (default: the last 7 days): requests by
+        route and status, client addresses with first/last seen, audit trail.
 
         Raises:
             InvalidArgument: not a key id, or a bad period.
@@ -226,7 +215,7 @@ class AsyncMonitor(MonitorBase):
             key: APIKey | None = await self.manager.get(key_id)
         except KeyNotFound:
             key = None
-        return await asyncio.to_thread(self._activity_sync, key, key_id, start, end)
+        return await arun_blocking(self._activity_sync, key, key_id, start, end)
 
     async def respond_to_compromise(
         self,
@@ -237,13 +226,33 @@ class AsyncMonitor(MonitorBase):
         expires_in: timedelta | None = None,
         window: timedelta = timedelta(days=7),
     ) -> CompromiseReport:
-        """Stop a compromised key now, optionally replace it, and report what it did
-        (see :meth:`Monitor.respond_to_compromise` for the order of writes).
+        """Stop a compromised key now, optionally replace it, and report what it did.
+
+        With ``replace`` and an active key, the successor comes from
+        ``rotate(grace=0)``: one atomic store write creates it *and* ends the old
+        key, so there is never a moment with both or neither working. The old key
+        is then revoked (to record ``reason``); if that second write fails, the
+        key has still stopped working, and the report says so in ``errors``. A key
+        that cannot rotate (suspended, expired, already rotated) is revoked first,
+        then a new key with its settings is created; if the create fails, the
+        key stays revoked and the report has no successor.
+
+        Args:
+            key_id: The compromised key.
+            replace: Issue a successor with the same owner, scopes and settings.
+            reason: The revocation reason.
+            expires_in: The successor's lifetime (default: the old key's).
+            window: How far back the activity report looks.
+
+        Returns:
+            The report: the key afterwards, the successor (its plaintext shown
+            once), recent activity.
 
         Raises:
             KeyNotFound: no such key.
             InvalidArgument: not a key id.
-            StorageError: the store failed before the key was stopped.
+            StorageError: the store failed before the key was stopped (nothing
+                changed; retry).
         """
         key_id = self._key_id(key_id)
         check_window(window, "window")
@@ -280,7 +289,7 @@ class AsyncMonitor(MonitorBase):
         activity = None
         try:
             await self.flush()
-            activity = await asyncio.to_thread(
+            activity = await arun_blocking(
                 self._activity_sync, key, key_id, now - window, self._now_inclusive()
             )
         except StorageError as exc:
@@ -303,7 +312,15 @@ class AsyncMonitor(MonitorBase):
         flag_no_expiry: bool = True,
         owner: str | None = None,
     ) -> list[ReviewFinding]:
-        """Live keys that need a look (see :meth:`Monitor.review`).
+        """Live keys (active or suspended) that need a look, in id order.
+
+        Args:
+            unused_for: Flag keys unused this long (``None``: skip the check).
+                Relies on ``last_used_at`` (the manager's ``touch_interval``).
+            max_age: Flag keys older than this (``None``: skip).
+            broad_scopes: Scopes that are too broad to hold (default: ``*``).
+            flag_no_expiry: Flag keys that never expire.
+            owner: Only this owner's keys.
 
         Raises:
             InvalidArgument: a non-positive period.
@@ -327,10 +344,10 @@ class AsyncMonitor(MonitorBase):
             timeout: Longest wait in seconds for the final delivery.
         """
         await self.flush(timeout)
-        await asyncio.to_thread(self._close_sync, timeout)
+        await arun_blocking(self._close_sync, timeout)
 
     async def __aenter__(self) -> AsyncMonitor:
-        """Use as an async context manager: :meth:`aclose` at the end."""
+        """Use as a context manager: :meth:`aclose` at the end."""
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

@@ -4,6 +4,9 @@ step of the queries that does no I/O on the manager."""
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import contextlib
 import logging
 import threading
 import time
@@ -12,9 +15,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from apikeys import _keyformat
+from apikeys._async import AsyncKeyManager
 from apikeys._base import ManagerBase
+from apikeys._manager import KeyManager
 from apikeys._models import APIKey
 from apikeys.errors import (
+    APIKeyError,
     ConfigurationError,
     InvalidArgument,
     StorageError,
@@ -411,6 +417,79 @@ class MonitorBase:
             if finding is not None:
                 found.append(finding)
         return found
+
+
+class InlineActions(MonitorBase):
+    """How a :class:`~apikeys.monitoring.Monitor` acts: a detector's ``suspend``
+    calls the blocking manager from the monitor's background thread (never from
+    inside the manager's own ``emit``)."""
+
+    manager: KeyManager
+
+    def _suspend(self, key_id: str, reason: str) -> None:
+        try:
+            self.manager.suspend(key_id, reason=reason)
+        except APIKeyError as exc:
+            logger.warning("apikeys: could not suspend key %s: %s", key_id, exc.code)
+
+    def _flush(self, timeout: float | None) -> bool:
+        return self._flush_sync(timeout)
+
+
+class LoopActions(MonitorBase):
+    """How an :class:`~apikeys.monitoring.AsyncMonitor` acts: a detector's
+    ``suspend`` is scheduled on the event loop the manager emits from (captured
+    from the first event), and :meth:`_aflush` waits for it."""
+
+    manager: AsyncKeyManager
+
+    def __init__(self, manager: Any, **options: Any) -> None:
+        self._actions: set[concurrent.futures.Future[Any]] = set()
+        self._actions_lock = threading.Lock()
+        try:
+            self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            self._loop = None
+        super().__init__(manager, **options)
+
+    def emit(self, event: Event) -> None:
+        """Take one event (see :meth:`MonitorBase.emit`); remembers the event loop."""
+        if self._loop is None:
+            with contextlib.suppress(RuntimeError):
+                self._loop = asyncio.get_running_loop()
+        super().emit(event)
+
+    def _suspend(self, key_id: str, reason: str) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            logger.warning("apikeys: no event loop to suspend key %s on", key_id)
+            return
+        future = asyncio.run_coroutine_threadsafe(self.manager.suspend(key_id, reason=reason), loop)
+        with self._actions_lock:
+            self._actions.add(future)
+        future.add_done_callback(lambda f: self._action_done(f, key_id))
+
+    def _action_done(self, future: concurrent.futures.Future[Any], key_id: str) -> None:
+        with self._actions_lock:
+            self._actions.discard(future)
+        if future.cancelled():
+            return
+        error = future.exception()
+        if isinstance(error, APIKeyError):
+            logger.warning("apikeys: could not suspend key %s: %s", key_id, error.code)
+        elif error is not None:
+            logger.error("apikeys: suspending key %s failed", key_id, exc_info=error)
+
+    async def _aflush(self, timeout: float | None) -> bool:
+        done = True
+        for _ in range(3):
+            done = await asyncio.to_thread(self._flush_sync, timeout)
+            with self._actions_lock:
+                pending = list(self._actions)
+            if not pending:
+                break
+            await asyncio.gather(*(asyncio.wrap_future(f) for f in pending), return_exceptions=True)
+        return done
 
 
 class _Processor:
