@@ -6,38 +6,24 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from datetime import timedelta
-from typing import Any
 
 import pytest
-from anyio.from_thread import BlockingPortal, start_blocking_portal
 
-from apikeys import APIKeyError, AsyncKeyManager, KeyManager, TooManyFailures, _hotpath
+from apikeys import APIKeyError, KeyManager, TooManyFailures, _hotpath
 from apikeys.storage import MemoryStore
 from apikeys.testing import ManualClock
-from core_support import AnyManager, CountingHasher, SyncFacade, unknown_key, with_wrong_secret
+from core_support import AnyManager, CountingHasher, unknown_key, with_wrong_secret
+from flavours import FLAVOURS, manager_factory
 
 WINDOW = timedelta(seconds=60)
 Answer = tuple[str, int, float | None]
 
 
-@pytest.fixture
-def portal() -> Iterator[BlockingPortal]:
-    with start_blocking_portal(backend="asyncio") as running:
-        yield running
-
-
-@pytest.fixture(params=["sync", "async"])
-def make(request: pytest.FixtureRequest, clock: ManualClock) -> Callable[..., AnyManager]:
-    def build(**kwargs: Any) -> AnyManager:
-        kwargs.setdefault("hasher", CountingHasher())
-        kwargs.setdefault("failure_limit", 3)
-        kwargs.setdefault("failure_window", WINDOW)
-        if request.param == "sync":
-            return KeyManager(MemoryStore(), prefix="acme", clock=clock, **kwargs)
-        manager = AsyncKeyManager(MemoryStore(), prefix="acme", clock=clock, **kwargs)
-        return SyncFacade(manager, request.getfixturevalue("portal"))
-
-    return build
+@pytest.fixture(params=FLAVOURS)
+def make(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[Callable[..., AnyManager]]:
+    defaults = {"hasher": CountingHasher(), "failure_limit": 3, "failure_window": WINDOW}
+    with manager_factory(request, clock, **defaults) as build:
+        yield build
 
 
 def answer(keys: AnyManager, raw: str) -> Answer:

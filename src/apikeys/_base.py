@@ -14,6 +14,7 @@ from apikeys import _keyformat, _policy
 from apikeys._hotpath import FailureThrottle, HashSlots, VerifiedCache
 from apikeys._issuance import IssuancePolicy
 from apikeys._keyformat import ParsedKey
+from apikeys._logsafe import log_safe
 from apikeys._models import APIKey, KeyRecord, KeyState
 from apikeys.errors import (
     APIKeyError,
@@ -199,12 +200,17 @@ class ManagerBase:
     ) -> NoReturn:
         """Log and emit a failed verification, then raise ``error``."""
         if logger.isEnabledFor(logging.INFO):
+            logged_ip = None if ip is None else log_safe(ip)  # the caller's text, maybe hostile
             logger.info(
                 "apikeys: verification failed (key_id=%s code=%s ip=%s)",
                 key_id,
                 error.code,
-                ip,
-                extra={"apikeys_key_id": key_id, "apikeys_code": error.code, "apikeys_ip": ip},
+                logged_ip,
+                extra={
+                    "apikeys_key_id": key_id,
+                    "apikeys_code": error.code,
+                    "apikeys_ip": logged_ip,
+                },
             )
         if self._sinks:
             now = self.now()
