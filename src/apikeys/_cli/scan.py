@@ -71,6 +71,8 @@ def summary(stats: ScanStats, found: int) -> str:
         skipped.append(f"{stats.too_large} too large")
     if stats.unreadable:
         skipped.append(f"{len(stats.unreadable)} unreadable")
+    if stats.not_regular:
+        skipped.append(f"{len(stats.not_regular)} not a regular file")
     text = f"{found} key(s) found in {stats.files} file(s) scanned"
     if skipped:
         text += f"; skipped {', '.join(skipped)}"
@@ -133,6 +135,7 @@ def _scan(args: argparse.Namespace, ctx: Context) -> int:
                     "binary": stats.binary,
                     "too_large": stats.too_large,
                     "unreadable": stats.unreadable,
+                    "not_regular": stats.not_regular,
                 },
                 "allowed": stats.allowed,
                 "failed": failing,
@@ -143,6 +146,8 @@ def _scan(args: argparse.Namespace, ctx: Context) -> int:
             ctx.out.line(finding_text(finding, verdict))
         for path in stats.unreadable:
             ctx.out.note(f"apikeys: could not read {path}")
+        for path in stats.not_regular:
+            ctx.out.note(f"apikeys: skipped {path}: not a regular file or directory")
         ctx.out.note(summary(stats, len(findings)))
     return Exit.FAILED if failing else Exit.OK
 
