@@ -318,3 +318,15 @@ def test_scan_command_skips_fifos_and_devices_with_a_message(tmp_path: Path) -> 
         check=False,
     )
     assert json.loads(as_json.stdout)["skipped"]["not_regular"] == ["pipe"]
+
+
+def test_hostile_file_names_cannot_forge_report_lines(cli: Runner, tmp_path: Path) -> None:
+    key_id, key = new_key()
+    (tmp_path / "a\nfake.py:1:1: acme key 0000000000000000\x1b[2K.txt").write_text(key)
+    result = cli("scan", "--prefix", "acme", "--no-progress", ".")
+    assert result.status == 1
+    assert result.stdout.splitlines() == [
+        f"a\\x0afake.py:1:1: acme key 0000000000000000\\x1b[2K.txt:1:1: acme key {key_id}"
+    ]
+    as_json = json.loads(cli("scan", "--prefix", "acme", "--json", ".").stdout)
+    assert as_json["findings"][0]["path"] == "a\nfake.py:1:1: acme key 0000000000000000\x1b[2K.txt"
