@@ -20,10 +20,15 @@ pytestmark = pytest.mark.anyio
 
 BURST = 200
 TICK = 0.005
-# A loaded, shared 2-core box: generous bounds that a blocked loop (one 5 ms hash
-# on the loop per verification = ~1 s of stall in total) still misses by far.
-MAX_P99_LAG = 0.050
-MAX_LAG = 0.200
+# Timing on a shared, loaded 2-core box is only compared with itself: the ticker's
+# rate while the burst runs against its rate on the idle loop just before, and the
+# longest stall against the burst's own duration. Hashing on the loop thread stops
+# the ticker for about the whole burst (rate ratio near 0, stall ratio near 1);
+# hashing in worker threads leaves it ticking (about 0.3 or more on a loaded box,
+# a stall of a few % of the burst). The bounds sit far from both.
+MIN_TICK_RATE_RATIO = 0.1
+MAX_STALL_SHARE = 0.5
+IDLE_BASELINE = 0.3
 
 
 class InFlightHasher(CountingHasher):
@@ -34,9 +39,11 @@ class InFlightHasher(CountingHasher):
         self._lock = threading.Lock()
         self.in_flight = 0
         self.most = 0
+        self.threads: set[int] = set()
 
     def verify(self, stored_hash: str, secret: str) -> bool:
         with self._lock:
+            self.threads.add(threading.get_ident())
             self.in_flight += 1
             self.most = max(self.most, self.in_flight)
         try:
@@ -67,7 +74,8 @@ async def test_event_loop_stays_responsive_during_200_cold_verifications(
             lags.append(loop.time() - start - TICK)
 
     ticking = asyncio.create_task(ticker())
-    await asyncio.sleep(TICK * 2)
+    await asyncio.sleep(IDLE_BASELINE)  # the idle loop, on this machine, right now
+    idle_ticks = len(lags)
     started = loop.time()
     results = await asyncio.gather(*(keys.verify(i.plaintext) for i in issued))
     elapsed = loop.time() - started
@@ -77,24 +85,37 @@ async def test_event_loop_stays_responsive_during_200_cold_verifications(
     assert [k.id for k in results] == [i.key.id for i in issued]
     assert hasher.calls["verify"] == BURST  # every one of them cold
     assert hasher.most <= keys._slots.capacity  # hashing capacity is capped
-    lags.sort()
-    p50 = statistics.median(lags)
-    p99 = lags[min(len(lags) - 1, int(len(lags) * 0.99))]
-    worst = lags[-1]
+    assert threading.get_ident() not in hasher.threads  # never hashed on the loop thread
+    idle, burst = sorted(lags[:idle_ticks]), sorted(lags[idle_ticks:])
+    assert idle
+    assert burst
+    rate_ratio = (len(burst) / elapsed) / (len(idle) / IDLE_BASELINE)
+    stall_share = burst[-1] / elapsed
     figures = {
         "verifications": BURST,
         "elapsed_s": round(elapsed, 3),
-        "ticks": len(lags),
-        "lag_p50_ms": round(p50 * 1000, 2),
-        "lag_p99_ms": round(p99 * 1000, 2),
-        "lag_max_ms": round(worst * 1000, 2),
+        "ticks_idle": len(idle),
+        "ticks_burst": len(burst),
+        "tick_rate_ratio": round(rate_ratio, 3),
+        "longest_stall_share": round(stall_share, 3),
+        **{f"idle_lag_{k}_ms": v for k, v in _lag_summary(idle).items()},
+        **{f"burst_lag_{k}_ms": v for k, v in _lag_summary(burst).items()},
     }
     for name, value in figures.items():
         record_property(name, value)
     print(f"\nevent-loop lag during {BURST} cold verifications (default Argon2id): {figures}")
-    assert len(lags) >= 10
-    assert p99 < MAX_P99_LAG, figures
-    assert worst < MAX_LAG, figures
+    assert rate_ratio > MIN_TICK_RATE_RATIO, figures
+    assert stall_share < MAX_STALL_SHARE, figures
+
+
+def _lag_summary(lags: list[float]) -> dict[str, float]:
+    """p50, p99 and max of sorted ``lags``, in milliseconds."""
+    p99 = lags[min(len(lags) - 1, int(len(lags) * 0.99))]
+    return {
+        "p50": round(statistics.median(lags) * 1000, 2),
+        "p99": round(p99 * 1000, 2),
+        "max": round(lags[-1] * 1000, 2),
+    }
 
 
 async def test_hashing_concurrency_is_capped() -> None:

@@ -6,7 +6,10 @@ from __future__ import annotations
 import base64
 import logging
 import os
+import subprocess
+import sys
 from datetime import timedelta
+from pathlib import Path
 
 import argon2
 import argon2._password_hasher
@@ -20,7 +23,7 @@ from apikeys._policy import new_key
 from apikeys.errors import StorageError
 from apikeys.hashing import Argon2Hasher, Hasher, HmacHasher
 from apikeys.storage import MemoryStore
-from apikeys.testing import ManualClock, test_hasher
+from apikeys.testing import ManualClock, make_manager, test_hasher
 from core_support import CountingHasher, ListSink, RecordingStore, split, unknown_key
 
 SALT = base64.b64encode(b"0123456789abcdef").decode().rstrip("=")
@@ -148,6 +151,23 @@ def test_hashers_implement_the_protocol() -> None:
         "$argon2id$",
         "$argon2id$v=19$m=8,t=1,p=1",
         "$argon2id$v=19$m=x,t=1,p=1$" + SALT + "$" + DIGEST,
+        # Exact parsing: one spelling, nothing before or after it.
+        phc(m=8, t=1, p=1) + "\x00",
+        phc(m=8, t=1, p=1) + "\n",
+        " " + phc(m=8, t=1, p=1),
+        phc(m=8, t=1, p=1).upper(),
+        "$argon2id$v=19$m=08,t=1,p=1$" + SALT + "$" + DIGEST,  # leading zero
+        "$argon2id$v=19$m=\uff18,t=1,p=1$" + SALT + "$" + DIGEST,  # a non-ASCII digit
+        "$argon2id$v=19$t=1,m=8,p=1$" + SALT + "$" + DIGEST,  # fields out of order
+        "$argon2id$v=19$m=8,t=1,p=1,keyid=AAAA$" + SALT + "$" + DIGEST,
+        "$argon2id$v=19$m=8,t=1,p=1$" + SALT + "==$" + DIGEST,  # padding
+        "$argon2id$v=19$m=8,t=1,p=1$" + SALT + "$" + DIGEST + "$",
+        "$argon2id$v=19$m=8,t=1,p=1$" + SALT + "$" + DIGEST[:-1] + "h",  # "g" with padding bits set
+        "$argon2id$v=19$m=8,t=1,p=1$" + SALT + "$" + DIGEST[:-2],  # not base64
+        "$argon2id$v=19$m=8,t=1,p=1$" + SALT + "$" + "AAAAAA",  # a 4-byte tag
+        "$argon2id$v=19$m=8,t=1,p=1$" + SALT[:11] + "$" + DIGEST,  # an 8-byte salt
+        "$argon2id$v=19$m=8,t=1,p=1$" + SALT + "$" + "A" * 1000,  # a 750-byte tag
+        "$argon2id$v=19$m=4294967296,t=1,p=1$" + SALT + "$" + DIGEST,
     ],
 )
 def test_supports_refuses_without_hashing(hasher: Argon2Hasher, stored: str) -> None:
@@ -174,25 +194,102 @@ def test_other_variants_and_versions_are_refused(monkeypatch: pytest.MonkeyPatch
 def test_accepted_parameter_range_is_bounded_by_max_factor() -> None:
     hasher = Argon2Hasher(time_cost=2, memory_cost=1024, parallelism=1, max_factor=4)
     assert hasher.supports(phc(m=4096, t=8, p=4))
-    assert hasher.supports(phc(m=8, t=1, p=1))  # cheaper hashes stay checkable (re-hashed)
+    assert hasher.supports(phc(m=1024, t=1, p=1))  # one pass is the production floor
+    assert not hasher.supports(phc(m=1023, t=1, p=1))  # below this (cheap) profile
+    assert not hasher.supports(phc(m=8, t=1, p=1))
     assert not hasher.supports(phc(m=4097, t=1, p=1))
     assert not hasher.supports(phc(m=1024, t=9, p=1))
     assert not hasher.supports(phc(m=1024, t=1, p=5))
+
+
+def test_the_production_profile_refuses_cheaper_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
+    production = Argon2Hasher()
+    planted = Argon2Hasher.for_tests().hash("known")  # what a test run left behind
+    weak_salt = argon2.PasswordHasher(memory_cost=12288, salt_len=8).hash("known")
+    short_tag = argon2.PasswordHasher(memory_cost=12288, hash_len=8).hash("known")
+    good = production.hash("known")
+    forbid_argon2(monkeypatch)
+    for stored in (planted, weak_salt, short_tag, good + "\x00", good + "\n"):
+        assert production.supports(stored) is False, stored
+        assert production.verify(stored, "known") is False, stored
+        assert production.needs_rehash(stored)
+    assert production.supports(good)
+    assert production.supports(phc(m=12288, t=1, p=1))
+    assert not production.supports(phc(m=12287, t=1, p=1))
+    assert production.supports(phc(m=49152, t=4, p=4))  # up to max_factor above
+    assert not production.supports(phc(m=49153, t=1, p=1))
+
+
+def test_min_memory_cost_admits_an_older_cheaper_profile() -> None:
+    old = argon2.PasswordHasher(memory_cost=4096, time_cost=3).hash("k")
+    assert not Argon2Hasher().supports(old)
+    moving = Argon2Hasher(min_memory_cost=4096)
+    assert moving.supports(old)
+    assert moving.verify(old, "k")
+    assert moving.needs_rehash(old)
+    assert not moving.supports(phc(m=4095, t=1, p=1))
+    for bad in (4, 12289):
+        with pytest.raises(ConfigurationError):
+            Argon2Hasher(min_memory_cost=bad)
+
+
+def test_the_test_profile_is_refused_outside_tests(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert os.environ.get("PYTEST_VERSION")  # what lets the suite use it
+    monkeypatch.delenv("PYTEST_VERSION")
+    monkeypatch.delenv("APIKEYS_ALLOW_TEST_HASHER", raising=False)
+    for make in (Argon2Hasher.for_tests, test_hasher, make_manager):
+        with pytest.raises(ConfigurationError, match="APIKEYS_ALLOW_TEST_HASHER=1"):
+            make()
+    monkeypatch.setenv("APIKEYS_ALLOW_TEST_HASHER", "yes")  # only "1" opts in
+    with pytest.raises(ConfigurationError):
+        Argon2Hasher.for_tests()
+    monkeypatch.setenv("APIKEYS_ALLOW_TEST_HASHER", "1")
+    with caplog.at_level(logging.WARNING, logger="apikeys"):
+        assert Argon2Hasher.for_tests().parameters.memory_cost == 8
+        make_manager()
+    warnings = [r for r in caplog.records if "cheap test Argon2 profile" in r.getMessage()]
+    assert len(warnings) == 2  # at every start, not once per process
+
+
+@pytest.mark.parametrize("allow", [False, True])
+def test_the_cli_refuses_the_test_hasher_outside_tests(tmp_path: Path, allow: bool) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("APIKEYS_", "PYTEST_"))}
+    env |= {"APIKEYS_HASHER": "argon2-test", "APIKEYS_PREFIX": "acme"}
+    if allow:
+        env["APIKEYS_ALLOW_TEST_HASHER"] = "1"
+    db = f"sqlite:///{tmp_path / 'keys.db'}"
+    done = subprocess.run(
+        [sys.executable, "-m", "apikeys", "--database-url", db, "create", "--owner", "o"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if allow:
+        assert done.returncode == 0, done.stderr
+        assert "cheap test Argon2 profile" in done.stderr
+    else:
+        assert done.returncode != 0
+        assert "for tests only" in done.stderr
+        assert "acme_" not in done.stdout  # no key was issued
 
 
 def test_a_corrupt_hash_is_a_mismatch_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
     hasher = Argon2Hasher.for_tests()
     stored = hasher.hash("k")
     corrupt = stored[:-6]
-    assert hasher.supports(corrupt)  # it parses...
+    assert not hasher.supports(corrupt)  # a truncated tag does not parse...
     with caplog.at_level(logging.WARNING, logger="apikeys"):
-        assert hasher.verify(corrupt, "k") is False  # ...but never raises
-    assert "could not be checked" in caplog.text
+        assert hasher.verify(corrupt, "k") is False  # ...and verify never raises
+    assert "refused without hashing" in caplog.text
 
 
 def test_needs_rehash() -> None:
     old = Argon2Hasher(memory_cost=8, time_cost=1)
-    new = Argon2Hasher(memory_cost=16, time_cost=2)
+    new = Argon2Hasher(memory_cost=16, time_cost=2, min_memory_cost=8)
     stored = old.hash("k")
     assert new.supports(stored)
     assert new.needs_rehash(stored)
@@ -212,8 +309,14 @@ def _planted_store(stored_hash: str) -> tuple[MemoryStore, str]:
 
 @pytest.mark.parametrize(
     "stored",
-    [phc(m=4 * 1024 * 1024, t=1, p=1), phc("argon2i", m=8, t=1, p=1), "$2b$12$" + "a" * 53],
-    ids=["4GiB", "argon2i", "bcrypt"],
+    [
+        phc(m=4 * 1024 * 1024, t=1, p=1),
+        phc("argon2i", m=8, t=1, p=1),
+        "$2b$12$" + "a" * 53,
+        phc(m=8, t=1, p=1),
+        phc(m=12288, t=1, p=1) + "\x00",
+    ],
+    ids=["4GiB", "argon2i", "bcrypt", "test-profile", "trailing-NUL"],
 )
 def test_manager_refuses_a_planted_hash_before_hashing(
     stored: str, no_argon2: None, caplog: pytest.LogCaptureFixture
@@ -244,7 +347,9 @@ def _rehash_setup() -> tuple[RecordingStore, str, str, Argon2Hasher]:
     store = RecordingStore()
     old = KeyManager(store, prefix="acme", hasher=Argon2Hasher(memory_cost=8, time_cost=1))
     issued = old.create(owner="o", scopes=["a:b"], metadata={"k": 1})
-    return store, issued.plaintext, issued.key.id, Argon2Hasher(memory_cost=16, time_cost=2)
+    # min_memory_cost=8: this deployment moves its keys off an 8 KiB profile.
+    new = Argon2Hasher(memory_cost=16, time_cost=2, min_memory_cost=8)
+    return store, issued.plaintext, issued.key.id, new
 
 
 def _assert_rehashed(store: RecordingStore, key_id: str, writes_before: int) -> None:

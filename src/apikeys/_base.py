@@ -15,6 +15,7 @@ from apikeys import _keyformat, _policy
 from apikeys._hotpath import FailureThrottle, HashSlots, VerifiedCache
 from apikeys._issuance import IssuancePolicy
 from apikeys._keyformat import ParsedKey
+from apikeys._logsafe import log_safe
 from apikeys._models import APIKey, IssuedKey, KeyRecord, KeyState
 from apikeys.errors import (
     APIKeyError,
@@ -117,7 +118,9 @@ class ManagerBase:
         if capacity < 1 or hash_wait < 0:
             raise ConfigurationError("max_concurrent_hashes must be >= 1, hash_wait >= 0")
         self._cache = VerifiedCache(cache_size)
-        self._throttle = FailureThrottle(failure_limit, failure_window.total_seconds())
+        self._throttle = FailureThrottle(
+            failure_limit, failure_window.total_seconds(), clock=lambda: self.now().timestamp()
+        )
         self._slots = HashSlots(capacity, hash_wait)
         if touch_interval is not None and touch_interval < timedelta(0):
             raise ConfigurationError("touch_interval must be >= 0 or None")
@@ -224,12 +227,17 @@ class ManagerBase:
     ) -> NoReturn:
         """Log and emit a failed verification, then raise ``error``."""
         if logger.isEnabledFor(logging.INFO):
+            logged_ip = None if ip is None else log_safe(ip)  # the caller's text, maybe hostile
             logger.info(
                 "apikeys: verification failed (key_id=%s code=%s ip=%s)",
                 key_id,
                 error.code,
-                ip,
-                extra={"apikeys_key_id": key_id, "apikeys_code": error.code, "apikeys_ip": ip},
+                logged_ip,
+                extra={
+                    "apikeys_key_id": key_id,
+                    "apikeys_code": error.code,
+                    "apikeys_ip": logged_ip,
+                },
             )
         if self._sinks:
             now = self.now()
@@ -279,23 +287,14 @@ class ManagerBase:
         """
         key_id = parsed.key_id
         if record is None:
-            self._fail(
-                AuthenticationError("not_found", key_id=key_id),
-                key_id=key_id,
-                ip=ip,
-                required=required,
-            )
+            self._unproven(AuthenticationError("not_found", key_id=key_id), key_id, ip, required)
         digest = self._cache.digest(parsed.secret)
         match = self._cache.check(key_id, record.secret_hash, digest)
         if match == "match":
             return record, digest, False
         if match == "mismatch":
-            self._throttle.record_failure(key_id)
-            self._fail(
-                AuthenticationError("invalid_secret", key_id=key_id),
-                key_id=key_id,
-                ip=ip,
-                required=required,
+            self._unproven(
+                AuthenticationError("invalid_secret", key_id=key_id), key_id, ip, required
             )
         # Only the cold path needs this: a cached digest was proven against this very hash.
         if not self.hasher.supports(record.secret_hash):
@@ -304,12 +303,13 @@ class ManagerBase:
                 "accepted parameter range; refusing it without hashing",
                 key_id,
             )
-            self._fail(
-                AuthenticationError("invalid_secret", key_id=key_id),
-                key_id=key_id,
-                ip=ip,
-                required=required,
+            self._unproven(
+                AuthenticationError("invalid_secret", key_id=key_id), key_id, ip, required
             )
+        self._check_throttle(key_id, ip, required)
+        return record, digest, True
+
+    def _check_throttle(self, key_id: str, ip: str | None, required: tuple[str, ...]) -> None:
         retry_after = self._throttle.retry_after(key_id)
         if retry_after > 0:
             self._fail(
@@ -321,7 +321,16 @@ class ManagerBase:
                 ip=ip,
                 required=required,
             )
-        return record, digest, True
+
+    def _unproven(
+        self, error: AuthenticationError, key_id: str, ip: str | None, required: tuple[str, ...]
+    ) -> NoReturn:
+        """Refuse a secret that was not proven without hashing it: while its id is
+        throttled the same 429 as a cold check, else count the failure and raise
+        ``error``. A known and an unknown id thus answer alike, attempt after attempt."""
+        self._check_throttle(key_id, ip, required)
+        self._throttle.record_failure(key_id)
+        self._fail(error, key_id=key_id, ip=ip, required=required)
 
     def _busy(self, key_id: str, ip: str | None, required: tuple[str, ...]) -> NoReturn:
         self._fail(

@@ -17,6 +17,7 @@ import secrets
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Literal
 
 Match = Literal["match", "mismatch", "unknown"]
@@ -62,16 +63,37 @@ class VerifiedCache:
 class FailureThrottle:
     """Counts failed secrets per key id over a sliding ``window`` (seconds).
 
-    After ``limit`` failures inside the window, further *cold* checks for that id
-    (those that would need the slow hash) are refused until the oldest failure
-    leaves the window; a holder whose secret this process already verified still
-    gets through on the cached digest. Memory is bounded by ``max_tracked`` ids.
+    After ``limit`` failures inside the window, further checks for that id that do
+    not prove the secret (a cold check, a cached mismatch, an id no store holds) are
+    refused until the oldest failure leaves the window; a holder whose secret this
+    process already verified still gets through on the cached digest. Unknown ids are
+    counted exactly like known ones, so the sequence of answers never tells whether
+    an id exists.
+
+    Memory is bounded by ``max_tracked`` ids of at most ``limit`` timestamps each:
+    tracking one more forgets the id that failed least recently, so a flood of random
+    ids costs a fixed amount of memory (and can only lift the throttle of ids that
+    stopped failing, never lock one out).
+
+    Args:
+        limit: Failures per window before refusing (``0``: never refuse).
+        window: The window in seconds.
+        max_tracked: The most ids remembered at once.
+        clock: Seconds on any monotonic-enough scale; the managers pass their own
+            injected clock, so a test clock also moves the throttle.
     """
 
-    def __init__(self, limit: int = 10, window: float = 60.0, max_tracked: int = 10_000) -> None:
+    def __init__(
+        self,
+        limit: int = 10,
+        window: float = 60.0,
+        max_tracked: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.limit = limit
         self.window = window
-        self._max_tracked = max_tracked
+        self._max_tracked = max(1, max_tracked)
+        self._clock = clock
         self._failures: dict[str, deque[float]] = {}
         self._lock = threading.Lock()
 
@@ -82,10 +104,14 @@ class FailureThrottle:
         failures = self._failures.get(key_id)
         if failures is None or len(failures) < self.limit:
             return 0.0
-        now = time.monotonic() if now is None else now
+        now = self._clock() if now is None else now
         with self._lock:
-            while failures and failures[0] <= now - self.window:
-                failures.popleft()
+            # A clock set back (the managers pass a wall clock) must not prolong a
+            # pause: failures "in the future" go with those past the window.
+            recent = [t for t in failures if now - self.window < t <= now]
+            if len(recent) < len(failures):
+                failures.clear()
+                failures.extend(recent)
             if len(failures) < self.limit:
                 return 0.0
             return failures[0] + self.window - now
@@ -93,7 +119,7 @@ class FailureThrottle:
     def record_failure(self, key_id: str, now: float | None = None) -> None:
         if self.limit <= 0:
             return
-        now = time.monotonic() if now is None else now
+        now = self._clock() if now is None else now
         with self._lock:
             failures = self._failures.pop(key_id, None)
             if failures is None:
@@ -106,6 +132,10 @@ class FailureThrottle:
     def clear(self, key_id: str) -> None:
         with self._lock:
             self._failures.pop(key_id, None)
+
+    def __len__(self) -> int:
+        """How many ids are tracked now (at most ``max_tracked``)."""
+        return len(self._failures)
 
 
 class HashSlots:

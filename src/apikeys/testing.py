@@ -12,8 +12,10 @@ fixtures are available without any import:
           key = issue_key(scopes=["orders:read"])
           assert client.get("/orders", headers=auth_headers(key)).status_code == 200
 
-Use :func:`make_manager` outside pytest. Never use :func:`test_hasher` in production:
-its Argon2 profile is deliberately cheap.
+Use :func:`make_manager` outside pytest fixtures. Never use :func:`test_hasher` in
+production: its Argon2 profile is deliberately cheap, so it (and everything built on
+it) raises :class:`~apikeys.ConfigurationError` outside a pytest run unless
+``APIKEYS_ALLOW_TEST_HASHER=1`` is set (another test runner), and then logs a warning.
 """
 
 from __future__ import annotations
@@ -63,7 +65,12 @@ class ManualClock:
 
 
 def test_hasher() -> Argon2Hasher:
-    """A cheap Argon2id profile for tests (about 50 µs a hash). Not for production."""
+    """A cheap Argon2id profile for tests (about 50 µs a hash). Not for production.
+
+    Raises:
+        ConfigurationError: Outside pytest without ``APIKEYS_ALLOW_TEST_HASHER=1``
+            (see :meth:`Argon2Hasher.for_tests <apikeys.hashing.Argon2Hasher.for_tests>`).
+    """
     return Argon2Hasher.for_tests()
 
 

@@ -4,15 +4,19 @@ with bad checksums, binary files and ignored files; with and without git."""
 from __future__ import annotations
 
 import json
+import os
 import random
+import subprocess
+import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from cli_support import GIT, Runner, assert_one_line_error, git
+from cli_support import GIT, Runner, assert_one_line_error, base_env, git
 
 from apikeys import _keyformat
-from apikeys._cli._scanner import KeyFinder, Scanner, find_in_bytes
+from apikeys._cli._scanner import Finding, KeyFinder, Scanner, find_in_bytes
 
 PREFIXES = ("acme", "acme_live")
 BASE62 = _keyformat.ALPHABET
@@ -223,7 +227,12 @@ def test_scan_command_prints_locations_and_ids_never_secrets(
         tree.expected
     )
     assert as_json["failed"] is True
-    assert as_json["skipped"] == {"binary": 1, "too_large": 0, "unreadable": []}
+    assert as_json["skipped"] == {
+        "binary": 1,
+        "too_large": 0,
+        "unreadable": [],
+        "not_regular": [],
+    }
 
 
 def test_scan_of_a_clean_tree_and_of_stdin(cli: Runner, tmp_path: Path) -> None:
@@ -241,3 +250,83 @@ def test_scan_usage_errors(cli: Runner) -> None:
     assert_one_line_error(cli("scan", "."), 2, "--prefix")
     assert_one_line_error(cli("scan", "--prefix", "Bad-Prefix"), 2, "invalid key prefix")
     assert_one_line_error(cli("scan", "--prefix", "acme", "--max-size", "lots"), 2, "size")
+
+
+# --- FIFOs, devices and other files that are not regular --------------------------------
+
+
+needs_fifo = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
+
+
+@needs_fifo
+def test_scanner_skips_a_fifo_without_opening_it_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    scanner = Scanner(PREFIXES)
+    done: list[list[Finding]] = []
+    worker = threading.Thread(target=lambda: done.append(scanner.scan([str(fifo)])), daemon=True)
+    worker.start()
+    worker.join(10)
+    if worker.is_alive():  # unblock the stuck reader before failing
+        with open(fifo, "wb"):
+            pass
+        pytest.fail("scanning a FIFO blocked")
+    assert done == [[]]
+    assert scanner.stats.not_regular == [str(fifo)]
+    assert scanner.stats.files == 0
+
+
+@needs_fifo
+def test_scan_command_skips_fifos_and_devices_with_a_message(tmp_path: Path) -> None:
+    key_id, key = new_key()
+    (tmp_path / "leak.txt").write_text(f"token={key}\n")
+    os.mkfifo(tmp_path / "pipe")
+    (tmp_path / "dir").mkdir()
+    os.mkfifo(tmp_path / "dir" / "inner-pipe")  # met while walking: skipped quietly
+    (tmp_path / "dir" / "also.txt").write_text(f"again {key}\n")
+    targets = ["pipe", "leak.txt", "dir"]
+    if Path("/dev/zero").exists():
+        targets.append("/dev/zero")  # endless: must not be read at all
+    done = subprocess.run(
+        [sys.executable, "-m", "apikeys", "scan", "--prefix", "acme", "--no-progress", *targets],
+        cwd=tmp_path,
+        env=base_env({"GIT_CEILING_DIRECTORIES": str(tmp_path)}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1, done.stderr
+    assert done.stdout.splitlines() == [
+        f"leak.txt:1:7: acme key {key_id}",
+        f"dir/also.txt:1:7: acme key {key_id}",
+    ]
+    assert "apikeys: skipped pipe: not a regular file or directory" in done.stderr
+    assert "inner-pipe" not in done.stderr
+    skipped = len(targets) - 2
+    assert f"2 file(s) scanned; skipped {skipped} not a regular file" in done.stderr
+    if "/dev/zero" in targets:
+        assert "apikeys: skipped /dev/zero: not a regular file or directory" in done.stderr
+
+    as_json = subprocess.run(
+        [sys.executable, "-m", "apikeys", "scan", "--prefix", "acme", "--json", "pipe"],
+        cwd=tmp_path,
+        env=base_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert json.loads(as_json.stdout)["skipped"]["not_regular"] == ["pipe"]
+
+
+def test_hostile_file_names_cannot_forge_report_lines(cli: Runner, tmp_path: Path) -> None:
+    key_id, key = new_key()
+    (tmp_path / "a\nfake.py:1:1: acme key 0000000000000000\x1b[2K.txt").write_text(key)
+    result = cli("scan", "--prefix", "acme", "--no-progress", ".")
+    assert result.status == 1
+    assert result.stdout.splitlines() == [
+        f"a\\x0afake.py:1:1: acme key 0000000000000000\\x1b[2K.txt:1:1: acme key {key_id}"
+    ]
+    as_json = json.loads(cli("scan", "--prefix", "acme", "--json", ".").stdout)
+    assert as_json["findings"][0]["path"] == "a\nfake.py:1:1: acme key 0000000000000000\x1b[2K.txt"

@@ -11,7 +11,11 @@ list comes from ``git ls-files --cached --others --exclude-standard`` (tracked
 files, plus untracked ones that are not ignored); elsewhere, or without git, from
 the ``.gitignore`` subset in :mod:`apikeys._cli._gitignore`. ``.git`` directories
 and symbolic links met while walking are always skipped. Files named explicitly
-are always scanned. Binary files (a NUL byte in the first 8 KiB) are skipped.
+are always scanned. Binary files (a NUL byte in the first 8 KiB) are skipped, and so
+is anything that is neither a regular file nor a directory (a FIFO, a socket, a
+device), named or met, since reading one may never end: such a path is opened
+without blocking and checked on the open descriptor, so a file swapped for a FIFO
+after the check cannot hang the scan either.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import fnmatch
 import os
 import re
 import shutil
+import stat
 import subprocess
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +41,8 @@ ALLOW_MARKER: Final = b"apikeys:allow"
 """A line containing this marker is not reported (for deliberate examples)."""
 
 _CANDIDATE: Final = re.compile(rb"_[0-9A-Za-z]{%d}" % BODY_LENGTH)
+_O_NONBLOCK: Final = getattr(os, "O_NONBLOCK", 0)
+_O_NOCTTY: Final = getattr(os, "O_NOCTTY", 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +128,8 @@ class ScanStats:
     too_large: int = 0
     allowed: int = 0
     unreadable: list[str] = field(default_factory=list)
+    not_regular: list[str] = field(default_factory=list)
+    """Paths skipped as neither a regular file nor a directory (FIFO, socket, device)."""
 
 
 def _git(root: Path, *args: str) -> subprocess.CompletedProcess[bytes] | None:
@@ -249,9 +258,24 @@ class Scanner:
         return self._scan_data(data, display, oversize=len(data) > self.max_bytes)
 
     def scan_file(self, path: Path, display: str) -> list[Finding]:
-        """Scan one file (skipped when binary, too large or unreadable)."""
+        """Scan one file (skipped when binary, too large, unreadable or not a
+        regular file)."""
         try:
-            with path.open("rb") as handle:
+            # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer.
+            fd = os.open(path, os.O_RDONLY | _O_NONBLOCK | _O_NOCTTY)
+        except OSError:
+            self.stats.unreadable.append(display)
+            return []
+        try:
+            regular = stat.S_ISREG(os.fstat(fd).st_mode)
+        except OSError:
+            regular = False
+        if not regular:
+            os.close(fd)
+            self.stats.not_regular.append(display)
+            return []
+        try:
+            with os.fdopen(fd, "rb") as handle:
                 head = handle.read(BINARY_SNIFF_BYTES)
                 if is_binary(head):
                     self.stats.binary += 1

@@ -14,6 +14,7 @@ from apikeys._cli._context import Context
 from apikeys._cli._errors import Exit, UsageError
 from apikeys._cli._exposure import REASON_TEXT, Classifier, Verdict
 from apikeys._cli._scanner import DEFAULT_MAX_BYTES, Finding, Scanner, ScanStats
+from apikeys._logsafe import log_safe
 
 _SIZE = re.compile(r"(\d+)([kmg]?)i?b?", re.IGNORECASE)
 _SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
@@ -57,7 +58,7 @@ def run_scan(
         findings = scanner.scan(
             targets,
             stdin=sys.stdin.buffer if "-" in targets else None,
-            on_file=lambda path: progress.advance(detail=path),
+            on_file=lambda path: progress.advance(detail=log_safe(path)),
         )
     return findings, scanner.stats
 
@@ -71,6 +72,8 @@ def summary(stats: ScanStats, found: int) -> str:
         skipped.append(f"{stats.too_large} too large")
     if stats.unreadable:
         skipped.append(f"{len(stats.unreadable)} unreadable")
+    if stats.not_regular:
+        skipped.append(f"{len(stats.not_regular)} not a regular file")
     text = f"{found} key(s) found in {stats.files} file(s) scanned"
     if skipped:
         text += f"; skipped {', '.join(skipped)}"
@@ -95,8 +98,11 @@ def finding_json(finding: Finding, verdict: Verdict | None) -> dict[str, Any]:
 
 
 def finding_text(finding: Finding, verdict: Verdict | None) -> str:
-    """``path:line:column: <prefix> key <id>`` and, after a store check, its state."""
-    text = f"{finding.location}: {finding.prefix} key {finding.key_id}"
+    """``path:line:column: <prefix> key <id>`` and, after a store check, its state.
+
+    The path is escaped (:func:`~apikeys._logsafe.log_safe`): a file named with a
+    newline or a terminal escape cannot forge or hide a line of the report."""
+    text = f"{log_safe(finding.location)}: {finding.prefix} key {finding.key_id}"
     if verdict is not None:
         text += f" [{verdict.exposure.value}]"
         if verdict.reason:
@@ -133,6 +139,7 @@ def _scan(args: argparse.Namespace, ctx: Context) -> int:
                     "binary": stats.binary,
                     "too_large": stats.too_large,
                     "unreadable": stats.unreadable,
+                    "not_regular": stats.not_regular,
                 },
                 "allowed": stats.allowed,
                 "failed": failing,
@@ -142,7 +149,9 @@ def _scan(args: argparse.Namespace, ctx: Context) -> int:
         for finding, verdict in zip(findings, verdicts, strict=True):
             ctx.out.line(finding_text(finding, verdict))
         for path in stats.unreadable:
-            ctx.out.note(f"apikeys: could not read {path}")
+            ctx.out.note(f"apikeys: could not read {log_safe(path)}")
+        for path in stats.not_regular:
+            ctx.out.note(f"apikeys: skipped {log_safe(path)}: not a regular file or directory")
         ctx.out.note(summary(stats, len(findings)))
     return Exit.FAILED if failing else Exit.OK
 

@@ -20,6 +20,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase
 
 from apikeys import _http
 from apikeys._hooks import Verification
+from apikeys._logsafe import log_safe
 from apikeys._models import APIKey
 from apikeys._policy import required_scopes
 from apikeys.django._runtime import get_async_manager, get_manager, get_settings
@@ -269,11 +270,11 @@ def problem_response(error: APIKeyError, request: HttpRequest | None = None) -> 
         logger.log(
             logging.WARNING if status == 503 else logging.ERROR,
             "apikeys: %s %s answered %d (%s): %s",
-            getattr(request, "method", "-"),
-            getattr(request, "path", "-"),
+            log_safe(getattr(request, "method", "-")),
+            log_safe(getattr(request, "path", "-")),
             status,
             error.code,
-            error.message,
+            log_safe(error.message),
         )
     content_type = headers.pop("Content-Type", _http.PROBLEM_CONTENT_TYPE)
     response = HttpResponse(json.dumps(body), status=status, content_type=content_type)

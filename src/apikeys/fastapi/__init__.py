@@ -38,6 +38,7 @@ from typing import Annotated, Any, Final
 from apikeys import _http
 from apikeys._async import AsyncKeyManager
 from apikeys._hooks import Verification
+from apikeys._logsafe import log_safe
 from apikeys._manager import KeyManager
 from apikeys._models import APIKey
 from apikeys._policy import required_scopes
@@ -514,11 +515,11 @@ def _refusal(
         logger.log(
             logging.WARNING if error.status == 503 else logging.ERROR,
             "apikeys: %s %s answered %d (%s): %s",
-            request.method,
-            request.url.path,
+            log_safe(request.method),
+            log_safe(request.url.path),
             error.status,
             error.code,
-            error.message,
+            log_safe(error.message),
         )
     return APIKeyHTTPException(error, settings)
 

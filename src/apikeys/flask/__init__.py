@@ -37,6 +37,7 @@ from typing import Any, Final, TypeVar, cast, overload
 from apikeys import _http
 from apikeys._async import AsyncKeyManager
 from apikeys._hooks import Verification
+from apikeys._logsafe import log_safe
 from apikeys._manager import KeyManager
 from apikeys._models import APIKey
 from apikeys._policy import required_scopes
@@ -428,11 +429,11 @@ def problem_response(error: APIKeyError, settings: _http.HTTPSettings | None = N
         logger.log(
             logging.WARNING if status == 503 else logging.ERROR,
             "apikeys: %s %s answered %d (%s): %s",
-            request.method if has_request_context() else "-",
-            request.path if has_request_context() else "-",
+            log_safe(request.method if has_request_context() else "-"),
+            log_safe(request.path if has_request_context() else "-"),
             status,
             error.code,
-            error.message,
+            log_safe(error.message),
         )
     content_type = headers.pop("Content-Type", _http.PROBLEM_CONTENT_TYPE)
     return Response(json.dumps(body), status=status, headers=headers, content_type=content_type)

@@ -13,6 +13,7 @@ from collections import deque
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any
 
+from apikeys._logsafe import log_safe_data
 from apikeys.errors import ConfigurationError
 from apikeys.events import Event, EventSink
 
@@ -51,7 +52,10 @@ class LoggingSink:
     ``extra``: ``apikeys_event`` (the type), ``apikeys_key_id``, ``apikeys_owner``
     and ``apikeys_fields`` (every other field of the event, JSON-ready), so a
     JSON formatter or a log shipper can index them. Events carry no secret, so
-    neither do the records.
+    neither do the records. Every string, in the message and in ``extra``, has its
+    control, line-separator and other non-printable characters escaped
+    (``\\x0a``, ``\\u2028``; a backslash as ``\\\\``): a hostile owner, reason,
+    address or route cannot forge or hide a log line.
 
     Args:
         logger: The logger (or its name) to write to.
@@ -85,19 +89,19 @@ class LoggingSink:
         level = self._levels.get(event.type, self._default_level)
         if not self.logger.isEnabledFor(level):
             return
-        data = event.to_dict()
+        data = log_safe_data(event.to_dict())
         fields = {name: value for name, value in data.items() if name not in _COLUMNS}
         self.logger.log(
             level,
             "apikeys %s key_id=%s owner=%s %s",
-            event.type,
-            event.key_id,
-            event.owner,
+            data["type"],
+            data["key_id"],
+            data["owner"],
             " ".join(f"{name}={value}" for name, value in fields.items()),
             extra={
-                "apikeys_event": event.type,
-                "apikeys_key_id": event.key_id,
-                "apikeys_owner": event.owner,
+                "apikeys_event": data["type"],
+                "apikeys_key_id": data["key_id"],
+                "apikeys_owner": data["owner"],
                 "apikeys_fields": fields,
             },
         )
