@@ -20,6 +20,7 @@ translates its framework's request in and the layer's answers out.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -169,6 +170,8 @@ class RequestGuard:
         if settled is not None:
             return settled
         call: Any = verify if verify is not None else self.manager.authenticate
+        if verify is None and inspect.iscoroutinefunction(call):
+            raise ConfigurationError("a synchronous route needs a KeyManager, not an AsyncKeyManager")
         try:
             raw = self._raw_key(memo, request)
             verification: Verification = call(raw, scopes=scopes, ip=memo.ip)

@@ -14,6 +14,8 @@ from fastapi_support import Env, PeerAt, TestClient, build_app, make_env
 from apikeys import AsyncKeyManager, KeyManager
 from apikeys.fastapi import APIKeyAuth
 
+pytest.register_assert_rewrite("web_battery")
+
 
 @pytest.fixture
 def anyio_backend() -> str:

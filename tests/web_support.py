@@ -1,0 +1,134 @@
+"""What the web adapter tests share: a manager (sync or async) on a store that can
+be taken down, an event recorder, a small limiter, and a fixed client address."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from apikeys import APIKey, AsyncKeyManager, KeyManager, RateLimited, RateLimitStatus, StorageError
+from apikeys.events import Event, RequestCompleted, VerificationFailed
+from apikeys.hashing import Argon2Hasher
+from apikeys.storage import MemoryStore
+from apikeys.testing import ManualClock
+
+__all__ = ["Env", "FaultyStore", "PeerAt", "Recorder", "WindowLimiter", "make_env"]
+
+
+class PeerAt:
+    """Serve ``app`` as if every connection came from ``client`` (host, port).
+
+    (``TestClient(client=...)`` does this in recent Starlette only.)
+    """
+
+    def __init__(self, app: ASGIApp, client: tuple[str, int]) -> None:
+        self.app = app
+        self.client = client
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope = {**scope, "client": self.client}
+        await self.app(scope, receive, send)
+
+
+class Recorder:
+    """An event sink keeping every event."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def emit(self, event: Event) -> None:
+        self.events.append(event)
+
+    def completed(self) -> list[RequestCompleted]:
+        return [e for e in self.events if isinstance(e, RequestCompleted)]
+
+    def failure_codes(self) -> list[str]:
+        return [e.code for e in self.events if isinstance(e, VerificationFailed)]
+
+
+class WindowLimiter:
+    """A small fixed-window limiter implementing both limiter protocols."""
+
+    def __init__(self, limit: int, window: float = 60.0) -> None:
+        self.limit = limit
+        self.window = window
+        self.counts: dict[tuple[str, int], int] = {}
+        self.hits = 0
+
+    def hit(self, key: APIKey, *, now: datetime) -> RateLimitStatus:
+        self.hits += 1
+        t = now.timestamp()
+        slot = (key.id, int(t // self.window))
+        self.counts[slot] = used = self.counts.get(slot, 0) + 1
+        reset_after = self.window - t % self.window
+        policy = f"{self.limit}/minute"
+        if used > self.limit:
+            raise RateLimited(retry_after=reset_after, limit=self.limit, remaining=0, policy=policy)
+        return RateLimitStatus(
+            limit=self.limit,
+            remaining=self.limit - used,
+            reset_after=reset_after,
+            policy=policy,
+            window=self.window,
+        )
+
+    async def ahit(self, key: APIKey, *, now: datetime) -> RateLimitStatus:
+        return self.hit(key, now=now)
+
+
+class FaultyStore(MemoryStore):
+    """A MemoryStore whose reads fail with StorageError while ``down`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = False
+
+    def get(self, key_id: str) -> Any:
+        if self.down:
+            raise StorageError("connection refused")
+        return super().get(key_id)
+
+    async def aget(self, key_id: str) -> Any:
+        if self.down:
+            raise StorageError("connection refused")
+        return await super().aget(key_id)
+
+
+@dataclass
+class Env:
+    """A manager for the app (sync or async), an admin manager on the same store."""
+
+    kind: str
+    clock: ManualClock
+    store: FaultyStore
+    admin: KeyManager
+    manager: KeyManager | AsyncKeyManager
+    recorder: Recorder
+    limiter: WindowLimiter | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def issue(self, scopes: tuple[str, ...] | list[str] = (), **kwargs: Any) -> str:
+        return self.admin.create(owner="team-1", scopes=scopes, **kwargs).plaintext
+
+
+def make_env(kind: str, *, limiter: WindowLimiter | None = None, **manager_args: Any) -> Env:
+    clock = ManualClock()
+    store = FaultyStore()
+    hasher = Argon2Hasher.for_tests()
+    recorder = Recorder()
+    admin = KeyManager(store, prefix="acme", hasher=hasher, clock=clock)
+    cls = AsyncKeyManager if kind == "async" else KeyManager
+    manager = cls(
+        store,  # type: ignore[arg-type]  # MemoryStore is both kinds of store
+        prefix="acme",
+        hasher=hasher,
+        clock=clock,
+        events=recorder,
+        rate_limiter=limiter,
+        **manager_args,
+    )
+    return Env(kind, clock, store, admin, manager, recorder, limiter)
