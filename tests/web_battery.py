@@ -15,11 +15,18 @@ adapters; these tests pin them.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import subprocess
+import sys
+import time
 import warnings
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from apikeys import KeyState
@@ -294,3 +301,56 @@ def test_plaintext_transport_detector_suspends_the_key(env: Env, make_client: Ma
         assert key.disabled_reason == "anomaly: plaintext_transport"
     finally:
         monitor.close()
+
+
+def exercise_a_real_server(base: str, database: Path, workdir: Path) -> None:
+    """Traffic over a real socket to a demo app served by uvicorn on ``database``
+    (a SQLite file with a monitor wired), then the usage read back with the
+    ``apikeys`` CLI in a subprocess."""
+    from apikeys import KeyManager
+    from apikeys.hashing import Argon2Hasher
+    from apikeys.storage import SQLiteStore
+
+    keys = KeyManager(SQLiteStore(str(database)), prefix="acme", hasher=Argon2Hasher.for_tests())
+    reader = keys.create(owner="team-1", scopes=["orders:read"])
+    try:
+        with httpx.Client(base_url=base, timeout=10) as http:
+            assert http.get("/public").json() == {"hello": "world", "current": True}
+            missing = http.get("/orders/1")
+            assert missing.status_code == 401
+            assert missing.headers["content-type"] == "application/problem+json"
+            ok = http.get("/orders/5", headers=auth_headers(reader.plaintext))
+            assert ok.json() == {"order": 5, "owner": "team-1"}
+            assert http.get("/me", headers={"X-API-Key": reader.plaintext}).status_code == 200
+            twice = http.get("/me", headers=[("X-API-Key", reader.plaintext)] * 2)
+            assert (twice.status_code, twice.json()) == (401, INVALID)
+            empty = http.get("/me", headers={"X-API-Key": f",{reader.plaintext}"})
+            assert empty.content == twice.content
+            keys.revoke(reader.key.id, reason="test")
+            assert http.get("/me", headers=auth_headers(reader.plaintext)).content == twice.content
+    finally:
+        keys.close()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("APIKEYS_")}
+    env.update(APIKEYS_DATABASE_URL=f"sqlite:///{database}", APIKEYS_PREFIX="acme")
+    env.update(APIKEYS_HASHER="argon2-test")
+    deadline = time.monotonic() + 30
+    while True:
+        done = subprocess.run(
+            [sys.executable, "-m", "apikeys", "usage", reader.key.id, "--json", "--by", "route"],
+            cwd=workdir,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        report = json.loads(done.stdout) if done.returncode == 0 else {}
+        if report.get("total") == 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)  # waiting for the server's monitor to flush, not for time to pass
+    assert done.returncode == 0, done.stderr
+    assert report["total"] == 2
+    assert {(c["route"], c["count"]) for c in report["counts"]} == {
+        ("/orders/{order_id}", 1),
+        ("/me", 1),
+    }

@@ -3,10 +3,20 @@ be taken down, an event recorder, a small limiter, and a fixed client address.""
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
+import httpx
+import pytest
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from apikeys import APIKey, AsyncKeyManager, KeyManager, RateLimited, RateLimitStatus, StorageError
@@ -15,7 +25,15 @@ from apikeys.hashing import Argon2Hasher
 from apikeys.storage import MemoryStore
 from apikeys.testing import ManualClock
 
-__all__ = ["Env", "FaultyStore", "PeerAt", "Recorder", "WindowLimiter", "make_env"]
+__all__ = [
+    "Env",
+    "FaultyStore",
+    "PeerAt",
+    "Recorder",
+    "WindowLimiter",
+    "make_env",
+    "uvicorn_server",
+]
 
 
 class PeerAt:
@@ -132,3 +150,53 @@ def make_env(kind: str, *, limiter: WindowLimiter | None = None, **manager_args:
         **manager_args,
     )
     return Env(kind, clock, store, admin, manager, recorder, limiter)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextmanager
+def uvicorn_server(
+    app: str, *, cwd: Path, log: Path, env: dict[str, str], app_dir: Path | None = None
+) -> Iterator[str]:
+    """``uvicorn <app>`` on a free 127.0.0.1 port until the block ends; its base URL.
+
+    Args:
+        app: ``module:attribute``.
+        cwd: The server's working directory.
+        log: Where its output goes (shown when it does not start).
+        env: Extra environment variables.
+        app_dir: Added to the server's import path.
+    """
+    port = _free_port()
+    args = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port)]
+    args += ["--no-proxy-headers"] + (["--app-dir", str(app_dir)] if app_dir else [])
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            args, cwd=cwd, env={**os.environ, **env}, stdout=output, stderr=subprocess.STDOUT
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    httpx.get(base, timeout=1)
+                    break
+                except httpx.TransportError:
+                    pass
+                if process.poll() is not None or time.monotonic() > deadline:
+                    output.flush()
+                    pytest.fail("uvicorn did not start:\n" + log.read_text())
+                time.sleep(0.05)  # waiting for the server to listen, not for time to pass
+            yield base
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

@@ -171,7 +171,7 @@ class RequestGuard:
             return settled
         call: Any = verify if verify is not None else self.manager.authenticate
         if verify is None and inspect.iscoroutinefunction(call):
-            raise ConfigurationError("a synchronous route needs a KeyManager, not an AsyncKeyManager")
+            raise ConfigurationError("a synchronous route needs a KeyManager, not an async one")
         try:
             raw = self._raw_key(memo, request)
             verification: Verification = call(raw, scopes=scopes, ip=memo.ip)

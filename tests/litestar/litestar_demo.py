@@ -45,12 +45,21 @@ def build_app(manager: KeyManager | AsyncKeyManager, settings: HTTPSettings) -> 
 
 
 def _served() -> Any:
+    from apikeys.hashing import Argon2Hasher
+    from apikeys.monitoring import Monitor, SQLiteAuditStore, SQLiteUsageStore
     from apikeys.storage import SQLiteStore
 
     database = os.environ.get("APIKEYS_TEST_DB")
     if database is None:
         return None
-    return build_app(KeyManager(SQLiteStore(database), prefix="acme"), HTTPSettings())
+    manager = KeyManager(SQLiteStore(database), prefix="acme", hasher=Argon2Hasher.for_tests())
+    Monitor(
+        manager,
+        usage_store=SQLiteUsageStore(database),
+        audit_store=SQLiteAuditStore(database),
+        flush_interval=0.1,
+    )
+    return build_app(manager, HTTPSettings())
 
 
 app = _served()
