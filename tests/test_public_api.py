@@ -106,7 +106,20 @@ MODULES = [
     (apikeys.hashing, HASHING_ALL),
     (apikeys.events, EVENTS_ALL),
     (apikeys.storage, STORAGE_ALL),
-    (apikeys.http, ["HTTPSettings", "PROBLEM_CONTENT_TYPE", "problem", "rate_limit_headers"]),
+    (
+        apikeys.http,
+        [
+            "HTTPSettings",
+            "PROBLEM_CONTENT_TYPE",
+            "RequestGuard",
+            "RequestMemo",
+            "RequestView",
+            "problem",
+            "rate_limit_headers",
+            "refusal",
+            "route_scopes",
+        ],
+    ),
 ]
 
 
