@@ -92,6 +92,7 @@ def test_managers_have_the_same_public_methods() -> None:
         "now",
         "add_sink",
         "record_request",
+        "report_exposed",
     }
 
 
