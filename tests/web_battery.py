@@ -1,6 +1,8 @@
 """The same tests for every ASGI adapter (FastAPI, generic ASGI, Litestar): import
 ``*`` from here in an adapter's test module, and give it these fixtures:
 
+- ``demo_app``: ``(module, folder)`` of the module whose ``app`` serves the demo
+  app on ``served_manager()`` (for uvicorn).
 - ``build_app(manager, settings)``: the adapter's demo app (an ASGI app) on
   ``manager`` with :class:`~apikeys.http.HTTPSettings` ``settings``, whose routes are
   ``/public`` (no key), ``/orders/{order_id}`` (``orders:read``), ``/me`` (any
@@ -34,7 +36,7 @@ from apikeys.events import KeyExposed
 from apikeys.http import HTTPSettings
 from apikeys.monitoring import Monitor, PlaintextTransport
 from apikeys.testing import auth_headers
-from web_support import Env, PeerAt, WindowLimiter, make_env
+from web_support import Env, PeerAt, WindowLimiter, make_env, uvicorn_server
 
 with warnings.catch_warnings():
     # Starlette 1.x deprecates running its TestClient on httpx (it wants httpx2).
@@ -51,6 +53,7 @@ __all__ = [
     "test_429_and_rate_limit_headers",
     "test_503_when_the_store_is_down_is_logged",
     "test_a_non_ip_forwarded_hop_is_an_unknown_client",
+    "test_a_real_uvicorn_server",
     "test_apikey_errors_raised_by_a_handler_are_problems",
     "test_empty_list_elements_and_unicode_whitespace_are_malformed",
     "test_one_credential_per_request",
@@ -303,19 +306,30 @@ def test_plaintext_transport_detector_suspends_the_key(env: Env, make_client: Ma
         monitor.close()
 
 
-def exercise_a_real_server(base: str, database: Path, workdir: Path) -> None:
-    """Traffic over a real socket to a demo app served by uvicorn on ``database``
-    (a SQLite file with a monitor wired), then the usage read back with the
-    ``apikeys`` CLI in a subprocess."""
+def test_a_real_uvicorn_server(tmp_path: Path, demo_app: tuple[str, Path]) -> None:
+    """Traffic over a real socket to the demo app served by uvicorn on 127.0.0.1 on a
+    SQLite file with a monitor wired, then the usage read back with the ``apikeys``
+    CLI in a subprocess."""
     from apikeys import KeyManager
     from apikeys.hashing import Argon2Hasher
     from apikeys.storage import SQLiteStore
 
+    database = tmp_path / "keys.db"
     keys = KeyManager(SQLiteStore(str(database)), prefix="acme", hasher=Argon2Hasher.for_tests())
     reader = keys.create(owner="team-1", scopes=["orders:read"])
+    module, app_dir = demo_app
     try:
-        with httpx.Client(base_url=base, timeout=10) as http:
-            assert http.get("/public").json() == {"hello": "world", "current": True}
+        with (
+            uvicorn_server(
+                f"{module}:app",
+                cwd=tmp_path,
+                log=tmp_path / "uvicorn.log",
+                env={"APIKEYS_TEST_DB": str(database)},
+                app_dir=app_dir,
+            ) as base,
+            httpx.Client(base_url=base, timeout=10) as http,
+        ):
+            assert http.get("/public").status_code == 200
             missing = http.get("/orders/1")
             assert missing.status_code == 401
             assert missing.headers["content-type"] == "application/problem+json"
@@ -328,15 +342,26 @@ def exercise_a_real_server(base: str, database: Path, workdir: Path) -> None:
             assert empty.content == twice.content
             keys.revoke(reader.key.id, reason="test")
             assert http.get("/me", headers=auth_headers(reader.plaintext)).content == twice.content
+            report = _usage_when_flushed(reader.key.id, database, tmp_path, total=2)
     finally:
         keys.close()
+    assert report["total"] == 2
+    assert {(c["route"], c["count"]) for c in report["counts"]} == {
+        ("/orders/{order_id}", 1),
+        ("/me", 1),
+    }
+
+
+def _usage_when_flushed(key_id: str, database: Path, workdir: Path, total: int) -> Any:
+    """``apikeys usage KEY --json --by route`` once it counts ``total`` requests
+    (the server's monitor flushes in the background), or after 30 s."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("APIKEYS_")}
     env.update(APIKEYS_DATABASE_URL=f"sqlite:///{database}", APIKEYS_PREFIX="acme")
     env.update(APIKEYS_HASHER="argon2-test")
     deadline = time.monotonic() + 30
     while True:
         done = subprocess.run(
-            [sys.executable, "-m", "apikeys", "usage", reader.key.id, "--json", "--by", "route"],
+            [sys.executable, "-m", "apikeys", "usage", key_id, "--json", "--by", "route"],
             cwd=workdir,
             env=env,
             capture_output=True,
@@ -344,13 +369,8 @@ def exercise_a_real_server(base: str, database: Path, workdir: Path) -> None:
             timeout=60,
             check=False,
         )
-        report = json.loads(done.stdout) if done.returncode == 0 else {}
-        if report.get("total") == 2 or time.monotonic() > deadline:
-            break
+        assert done.returncode == 0, done.stderr
+        report = json.loads(done.stdout)
+        if report["total"] >= total or time.monotonic() > deadline:
+            return report
         time.sleep(0.1)  # waiting for the server's monitor to flush, not for time to pass
-    assert done.returncode == 0, done.stderr
-    assert report["total"] == 2
-    assert {(c["route"], c["count"]) for c in report["counts"]} == {
-        ("/orders/{order_id}", 1),
-        ("/me", 1),
-    }

@@ -32,6 +32,7 @@ __all__ = [
     "Recorder",
     "WindowLimiter",
     "make_env",
+    "served_manager",
     "uvicorn_server",
 ]
 
@@ -152,6 +153,9 @@ def make_env(kind: str, *, limiter: WindowLimiter | None = None, **manager_args:
     return Env(kind, clock, store, admin, manager, recorder, limiter)
 
 
+HERE = Path(__file__).resolve().parent
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -176,8 +180,14 @@ def uvicorn_server(
     args = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port)]
     args += ["--no-proxy-headers"] + (["--app-dir", str(app_dir)] if app_dir else [])
     with log.open("w") as output:
+        # The demo apps import this module: the tests folder is on the server's path.
+        path = os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")]))
         process = subprocess.Popen(
-            args, cwd=cwd, env={**os.environ, **env}, stdout=output, stderr=subprocess.STDOUT
+            args,
+            cwd=cwd,
+            env={**os.environ, "PYTHONPATH": path, **env},
+            stdout=output,
+            stderr=subprocess.STDOUT,
         )
         base = f"http://127.0.0.1:{port}"
         try:
@@ -200,3 +210,23 @@ def uvicorn_server(
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+def served_manager() -> KeyManager | None:
+    """For a demo app served by :func:`uvicorn_server`: a manager on the SQLite file
+    named by ``APIKEYS_TEST_DB``, with a monitor keeping usage and audit in it;
+    ``None`` when the variable is not set (the module imported by a test)."""
+    from apikeys.monitoring import Monitor, SQLiteAuditStore, SQLiteUsageStore
+    from apikeys.storage import SQLiteStore
+
+    database = os.environ.get("APIKEYS_TEST_DB")
+    if database is None:
+        return None
+    manager = KeyManager(SQLiteStore(database), prefix="acme", hasher=Argon2Hasher.for_tests())
+    Monitor(
+        manager,
+        usage_store=SQLiteUsageStore(database),
+        audit_store=SQLiteAuditStore(database),
+        flush_interval=0.1,
+    )
+    return manager

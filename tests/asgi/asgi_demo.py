@@ -3,9 +3,6 @@ the real-server test: ``uvicorn asgi_demo:app`` serves it on ``APIKEYS_TEST_DB``
 
 from __future__ import annotations
 
-import os
-from typing import Any
-
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -15,6 +12,7 @@ from starlette.routing import Route
 from apikeys import AsyncKeyManager, KeyManager
 from apikeys.asgi import APIKeyMiddleware, authenticate, current_key, require_key
 from apikeys.http import HTTPSettings
+from web_support import served_manager
 
 
 def build_app(manager: KeyManager | AsyncKeyManager, settings: HTTPSettings) -> Starlette:
@@ -59,22 +57,5 @@ def build_app(manager: KeyManager | AsyncKeyManager, settings: HTTPSettings) -> 
     )
 
 
-def _served() -> Any:
-    from apikeys.hashing import Argon2Hasher
-    from apikeys.monitoring import Monitor, SQLiteAuditStore, SQLiteUsageStore
-    from apikeys.storage import SQLiteStore
-
-    database = os.environ.get("APIKEYS_TEST_DB")
-    if database is None:
-        return None
-    manager = KeyManager(SQLiteStore(database), prefix="acme", hasher=Argon2Hasher.for_tests())
-    Monitor(
-        manager,
-        usage_store=SQLiteUsageStore(database),
-        audit_store=SQLiteAuditStore(database),
-        flush_interval=0.1,
-    )
-    return build_app(manager, HTTPSettings())
-
-
-app = _served()
+_served = served_manager()
+app = build_app(_served, HTTPSettings()) if _served is not None else None

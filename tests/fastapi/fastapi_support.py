@@ -18,7 +18,7 @@ from fastapi.responses import StreamingResponse
 
 from apikeys import APIKey
 from apikeys.fastapi import APIKeyAuth, RequiredKey, current_key, require_key
-from web_support import Env, FaultyStore, PeerAt, Recorder, WindowLimiter, make_env
+from web_support import Env, FaultyStore, PeerAt, Recorder, WindowLimiter, make_env, served_manager
 
 with warnings.catch_warnings():
     # Starlette 1.x deprecates running its TestClient on httpx (it wants httpx2);
@@ -106,3 +106,8 @@ def build_app(auth: APIKeyAuth) -> FastAPI:
         return {"ok": True}
 
     return app
+
+
+_served = served_manager()
+app = build_app(APIKeyAuth(_served)) if _served is not None else None
+"""The demo app served by uvicorn in the battery's real-server test."""

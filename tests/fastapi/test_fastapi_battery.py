@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +13,11 @@ from apikeys import AsyncKeyManager, KeyManager
 from apikeys.fastapi import APIKeyAuth
 from apikeys.http import HTTPSettings
 from web_battery import *  # noqa: F403  (the shared tests and their fixtures)
+
+
+@pytest.fixture
+def demo_app() -> tuple[str, Path]:
+    return "fastapi_support", Path(__file__).resolve().parent
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@
 (No ``from __future__ import annotations``: Litestar reads handler annotations.)
 """
 
-import os
 from typing import Any
 
 from litestar import Litestar, Request, get
@@ -12,6 +11,7 @@ from litestar import Litestar, Request, get
 from apikeys import AsyncKeyManager, KeyManager
 from apikeys.http import HTTPSettings
 from apikeys.litestar import APIKeyPlugin, RequiredKey, current_key, require_key
+from web_support import served_manager
 
 
 def build_app(manager: KeyManager | AsyncKeyManager, settings: HTTPSettings) -> Litestar:
@@ -44,22 +44,5 @@ def build_app(manager: KeyManager | AsyncKeyManager, settings: HTTPSettings) -> 
     )
 
 
-def _served() -> Any:
-    from apikeys.hashing import Argon2Hasher
-    from apikeys.monitoring import Monitor, SQLiteAuditStore, SQLiteUsageStore
-    from apikeys.storage import SQLiteStore
-
-    database = os.environ.get("APIKEYS_TEST_DB")
-    if database is None:
-        return None
-    manager = KeyManager(SQLiteStore(database), prefix="acme", hasher=Argon2Hasher.for_tests())
-    Monitor(
-        manager,
-        usage_store=SQLiteUsageStore(database),
-        audit_store=SQLiteAuditStore(database),
-        flush_interval=0.1,
-    )
-    return build_app(manager, HTTPSettings())
-
-
-app = _served()
+_served = served_manager()
+app = build_app(_served, HTTPSettings()) if _served is not None else None

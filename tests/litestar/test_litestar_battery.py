@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +15,11 @@ from apikeys.testing import auth_headers
 from web_battery import *  # noqa: F403  (the shared tests and their fixtures)
 from web_battery import MakeClient
 from web_support import Env
+
+
+@pytest.fixture
+def demo_app() -> tuple[str, Path]:
+    return "litestar_demo", Path(__file__).resolve().parent
 
 
 @pytest.fixture
