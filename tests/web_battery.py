@@ -5,8 +5,9 @@
   app on ``served_manager()`` (for uvicorn).
 - ``build_app(manager, settings)``: the adapter's demo app (an ASGI app) on
   ``manager`` with :class:`~apikeys.http.HTTPSettings` ``settings``, whose routes are
-  ``/public`` (no key), ``/orders/{order_id}`` (``orders:read``), ``/me`` (any
-  key, answers ``{"owner": ...}``), ``/boom`` (any key, raises) and ``/check``
+  ``/public`` (no key, answers ``{"current": <current_key's owner or None>}``),
+  ``/orders/{order_id}`` (``orders:read``), ``/me`` (any key, answers
+  ``{"owner": ..., "current": <current_key's owner>}``), ``/boom`` (any key, raises) and ``/check``
   (any key; the handler itself raises ``InsufficientScope``).
 
 The battery brings ``env`` (sync and async managers), ``make_env`` and
@@ -55,6 +56,7 @@ __all__ = [
     "test_a_non_ip_forwarded_hop_is_an_unknown_client",
     "test_a_real_uvicorn_server",
     "test_apikey_errors_raised_by_a_handler_are_problems",
+    "test_current_key_is_none_until_authenticated",
     "test_empty_list_elements_and_unicode_whitespace_are_malformed",
     "test_one_credential_per_request",
     "test_plain_http_is_refused_after_the_secret_is_proven",
@@ -134,6 +136,14 @@ def test_401_bodies_are_identical_whatever_the_reason(env: Env, make_client: Mak
     assert {a.content for a in answers} == {answers[0].content}
     assert answers[0].json() == INVALID
     assert answers[0].headers["www-authenticate"] == 'Bearer realm="api", error="invalid_token"'
+
+
+def test_current_key_is_none_until_authenticated(env: Env, make_client: MakeClient) -> None:
+    client = make_client(env.manager)
+    raw = env.issue()
+    assert client.get("/public", headers=auth_headers(raw)).json()["current"] is None
+    assert client.get("/me", headers=auth_headers(raw)).json()["owner"] == "team-1"
+    assert client.get("/me", headers=auth_headers(raw)).json()["current"] == "team-1"
 
 
 def test_403_names_the_missing_scope(env: Env, make_client: MakeClient) -> None:

@@ -4,10 +4,12 @@ be taken down, an event recorder, a small limiter, and a fixed client address.""
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
 import time
+import types
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -31,6 +33,7 @@ __all__ = [
     "PeerAt",
     "Recorder",
     "WindowLimiter",
+    "doc_namespace",
     "make_env",
     "served_manager",
     "uvicorn_server",
@@ -230,3 +233,14 @@ def served_manager() -> KeyManager | None:
         flush_interval=0.1,
     )
     return manager
+
+
+def doc_namespace(doc: Path, module_name: str) -> dict[str, Any]:
+    """Run the Python blocks of ``doc`` in order, as module ``module_name`` (some
+    frameworks resolve annotations through a handler's module); its namespace."""
+    blocks = re.findall(r"```python\n(.*?)```", doc.read_text(encoding="utf-8"), re.DOTALL)
+    module = types.ModuleType(module_name)
+    sys.modules[module_name] = module
+    for block in blocks:
+        exec(compile(block, str(doc), "exec"), module.__dict__)  # noqa: S102  (our own docs)
+    return module.__dict__

@@ -181,14 +181,7 @@ class APIKeyPlugin(InitPluginProtocol):
         Raises:
             InvalidArgument: a scope is not a concrete ``resource:action``.
         """
-        required = required_scopes(scopes)
-
-        async def api_key_guard(
-            connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
-        ) -> None:
-            await self.authenticate(connection, *required)
-
-        return api_key_guard
+        return _guard(lambda _: self, required_scopes(scopes))
 
     async def _provide_key(self, request: ASGIConnection[Any, Any, Any, Any]) -> APIKey:
         return await self.authenticate(request)
@@ -236,12 +229,17 @@ def require_key(*scopes: str) -> Guard:
     Raises:
         InvalidArgument: a scope is not a concrete ``resource:action``.
     """
-    required = required_scopes(scopes)
+    return _guard(_installed, required_scopes(scopes))
 
+
+def _guard(
+    plugin_of: Callable[[ASGIConnection[Any, Any, Any, Any]], APIKeyPlugin],
+    required: tuple[str, ...],
+) -> Guard:
     async def api_key_guard(
         connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
     ) -> None:
-        await _installed(connection).authenticate(connection, *required)
+        await plugin_of(connection).authenticate(connection, *required)
 
     return api_key_guard
 

@@ -17,7 +17,8 @@ from web_support import served_manager
 
 def build_app(manager: KeyManager | AsyncKeyManager, settings: HTTPSettings) -> Starlette:
     async def public(request: Request) -> JSONResponse:
-        return JSONResponse({"hello": "world", "current": current_key(request) is None})
+        key = current_key(request)
+        return JSONResponse({"hello": "world", "current": key.owner if key else None})
 
     @require_key("orders:read")
     async def order(request: Request) -> JSONResponse:
@@ -27,8 +28,9 @@ def build_app(manager: KeyManager | AsyncKeyManager, settings: HTTPSettings) -> 
 
     @require_key()
     async def me(request: Request) -> JSONResponse:
-        key = current_key(request.scope)
-        return JSONResponse({"owner": key.owner if key else None})
+        key = await authenticate(request)  # already done by the decorator: no I/O
+        current = current_key(request.scope)
+        return JSONResponse({"owner": key.owner, "current": current.owner if current else None})
 
     @require_key("orders:read")
     def sync_orders(request: Request) -> JSONResponse:  # a sync endpoint (thread pool)

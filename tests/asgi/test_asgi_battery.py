@@ -28,13 +28,6 @@ def build_app() -> Any:
     return build_demo_app
 
 
-def test_current_key_is_none_until_authenticated(env: Env, make_client: MakeClient) -> None:
-    client = make_client(env.manager)
-    raw = env.issue()
-    assert client.get("/public", headers=auth_headers(raw)).json()["current"] is True
-    assert client.get("/me", headers=auth_headers(raw)).json() == {"owner": "team-1"}
-
-
 def test_the_middleware_needs_a_manager() -> None:
     with pytest.raises(ConfigurationError):
         APIKeyMiddleware(app=None, manager="not a manager")  # type: ignore[arg-type]

@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
-from typing import Any
 
 from apikeys.testing import auth_headers
 from web_battery import TestClient
+from web_support import doc_namespace
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "integrations" / "asgi.md"
 
 
-def _namespace() -> dict[str, Any]:
-    blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(encoding="utf-8"), re.DOTALL)
-    namespace: dict[str, Any] = {}
-    for block in blocks:
-        exec(compile(block, str(DOC), "exec"), namespace)  # noqa: S102  (our own docs)
-    return namespace
-
-
 def test_the_documented_app_works() -> None:
-    namespace = _namespace()
+    namespace = doc_namespace(DOC, "asgi_doc_example")
     app, keys = namespace["app"], namespace["keys"]
     with TestClient(app) as client:
         import asyncio

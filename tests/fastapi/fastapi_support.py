@@ -44,8 +44,9 @@ def build_app(auth: APIKeyAuth) -> FastAPI:
     auth.install(app)
 
     @app.get("/public")
-    async def public() -> dict[str, str]:
-        return {"hello": "world"}
+    async def public(request: Request) -> dict[str, Any]:
+        key = current_key(request)
+        return {"hello": "world", "current": key.owner if key else None}
 
     @app.get("/orders/{order_id}")
     async def get_order(
@@ -77,7 +78,12 @@ def build_app(auth: APIKeyAuth) -> FastAPI:
 
     @app.get("/me")
     async def me(key: RequiredKey, request: Request) -> dict[str, Any]:
-        return {"owner": key.owner, "state_key": request.state.api_key.id}
+        current = current_key(request)
+        return {
+            "owner": key.owner,
+            "state_key": request.state.api_key.id,
+            "current": current.owner if current else None,
+        }
 
     @app.get("/admin", dependencies=[require_key("admin:all")])
     async def admin() -> dict[str, bool]:

@@ -19,16 +19,17 @@ def build_app(manager: KeyManager | AsyncKeyManager, settings: HTTPSettings) -> 
 
     @get("/public")
     async def public(request: Request[Any, Any, Any]) -> dict[str, Any]:
-        return {"hello": "world", "current": current_key(request) is None}
+        key = current_key(request)
+        return {"hello": "world", "current": key.owner if key else None}
 
     @get("/orders/{order_id:int}", guards=[require_key("orders:read")])
     async def order(request: Request[Any, Any, Any], api_key: RequiredKey) -> dict[str, Any]:
         return {"order": request.path_params["order_id"], "owner": api_key.owner}
 
     @get("/me", guards=[plugin.require_key()])
-    async def me(request: Request[Any, Any, Any]) -> dict[str, Any]:
-        key = current_key(request)
-        return {"owner": key.owner if key else None}
+    async def me(request: Request[Any, Any, Any], api_key: RequiredKey) -> dict[str, Any]:
+        current = current_key(request)
+        return {"owner": api_key.owner, "current": current.owner if current else None}
 
     @get("/boom")
     async def boom(api_key: RequiredKey) -> None:

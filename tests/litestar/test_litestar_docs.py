@@ -2,30 +2,17 @@
 
 from __future__ import annotations
 
-import re
-import sys
-import types
 from pathlib import Path
-from typing import Any
 
 from apikeys.testing import auth_headers
 from web_battery import TestClient
+from web_support import doc_namespace
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "integrations" / "litestar.md"
 
 
-def _namespace() -> dict[str, Any]:
-    blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(encoding="utf-8"), re.DOTALL)
-    # Litestar resolves handler annotations through the handler's module.
-    module = types.ModuleType("litestar_doc_example")
-    sys.modules[module.__name__] = module
-    for block in blocks:
-        exec(compile(block, str(DOC), "exec"), module.__dict__)  # noqa: S102  (our own docs)
-    return module.__dict__
-
-
 def test_the_documented_app_works() -> None:
-    namespace = _namespace()
+    namespace = doc_namespace(DOC, "litestar_doc_example")
     app, keys = namespace["app"], namespace["keys"]
     with TestClient(app) as client:
         import asyncio
