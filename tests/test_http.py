@@ -53,7 +53,10 @@ def test_missing_and_several_credentials() -> None:
     [
         (["198.51.100.7"], "198.51.100.7"),
         (["198.51.100.7, 10.0.0.3"], "198.51.100.7"),  # past a trusted hop
-        (["2001:DB8::1"], "2001:db8::1"),  # canonical form
+        (["2001:DB8::1"], "2001:DB8::1"),
+        (["::ffff:198.51.100.7"], "::ffff:198.51.100.7"),
+        (["fe80::1%eth0"], None),  # a zone is free text
+        (["fe80::1%\r\nforged"], None),
         (["198.51.100.7, evil"], None),
         (["unknown"], None),
         (["198.51.100.7\r\nX-Injected: 1"], None),
@@ -71,6 +74,7 @@ def test_forwarded_text_is_an_address_or_nothing(text: str) -> None:
     client = PROXIED.client_ip("10.0.0.2", [text])
     if client is not None:
         ipaddress.ip_address(client)
+        assert set(client) <= set("0123456789abcdefABCDEF:.")
 
 
 @pytest.mark.parametrize(

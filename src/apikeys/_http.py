@@ -250,11 +250,14 @@ def _split_values(value: str) -> list[str]:
 
 
 def _ip_text(text: str) -> str | None:
-    """``text`` as a canonical IP address, or ``None`` when it is not one."""
+    """``text`` when it is a plain IP address, else ``None``. An IPv6 zone
+    (``fe80::1%eth0``) is refused: ``ipaddress`` accepts any text after the ``%``,
+    control characters included."""
     try:
-        return str(ipaddress.ip_address(text))
+        ip = ipaddress.ip_address(text)
     except ValueError:
         return None
+    return None if getattr(ip, "scope_id", None) is not None else text
 
 
 _DETAILS = {
