@@ -37,14 +37,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from apikeys.ratelimit import _rules as rules
 from apikeys._hooks import RateLimitStatus
 from apikeys._http import rate_limit_headers
 from apikeys._models import APIKey
-from apikeys.errors import ConfigurationError, InvalidArgument, StorageError
-from apikeys.ratelimit import _rules as rules
 from apikeys.ratelimit._memory import MemoryCounters
 from apikeys.ratelimit._redis import RedisCounters
 from apikeys.ratelimit._rules import Algorithm, CounterStorage, Plan, Rate
+from apikeys.errors import ConfigurationError, InvalidArgument, StorageError
 
 __all__ = [
     "KeyRateLimiter",

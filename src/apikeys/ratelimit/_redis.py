@@ -9,8 +9,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from apikeys.errors import ConfigurationError, StorageError
 from apikeys.ratelimit._rules import Counts, Plan
+from apikeys.errors import ConfigurationError, StorageError
 
 # KEYS: current and previous counter of each check, in pairs.
 # ARGV: charge ("1"/"0"), then per check: limit, weight of the previous window,
