@@ -4,6 +4,7 @@ credential extraction, client addresses, the transport rule, problem bodies."""
 from __future__ import annotations
 
 import ipaddress
+import logging
 
 import pytest
 from hypothesis import given
@@ -15,8 +16,9 @@ from apikeys.errors import (
     InvalidArgument,
     IPNotAllowed,
     KeyNotFound,
+    StorageError,
 )
-from apikeys.http import HTTPSettings, problem
+from apikeys.http import HTTPSettings, problem, refusal
 
 SETTINGS = HTTPSettings()
 PROXIED = HTTPSettings(trusted_proxies=["10.0.0.0/8"])
@@ -151,3 +153,21 @@ def test_problem_bodies_never_echo_request_text(text: str) -> None:
     # body as one built from any other text: nothing of the request is in it.
     for make in (IPNotAllowed, InvalidArgument, KeyNotFound):
         assert problem(make(text), SETTINGS) == problem(make("0000000000000000"), SETTINGS)
+
+
+def test_the_5xx_log_line_escapes_request_text(caplog: pytest.LogCaptureFixture) -> None:
+    class View:
+        method, path, scheme, peer = "GET", "/a\nINFO forged\u2028line", "http", None
+
+        def header(self, name: str) -> list[str]:
+            return []
+
+        def query(self, name: str) -> list[str]:
+            return []
+
+    with caplog.at_level(logging.WARNING, logger="apikeys"):
+        refusal(StorageError("down"), SETTINGS, View())
+    [record] = caplog.records
+    assert "\n" not in record.getMessage()
+    assert "\u2028" not in record.getMessage()
+    assert "GET /a\\nINFO forged\\u2028line answered 503" in record.getMessage()

@@ -297,7 +297,8 @@ def refusal(
 ) -> Problem:
     """``error`` as ``(status, headers, body)``: the RFC 9457 problem
     (:func:`apikeys.http.problem`) plus the rate-limit headers of a 429; a 5xx is
-    logged (method, path, code: never request text beyond those).
+    logged (method, path, code: never request text beyond those, and those
+    escaped, so a decoded ``%0A`` in a path cannot forge a log line).
 
     Args:
         error: Any apikeys error.
@@ -311,10 +312,15 @@ def refusal(
         logger.log(
             logging.WARNING if status == 503 else logging.ERROR,
             "apikeys: %s %s answered %d (%s): %s",
-            request.method if request is not None else "-",
-            request.path if request is not None else "-",
+            _escaped(request.method) if request is not None else "-",
+            _escaped(request.path) if request is not None else "-",
             status,
             error.code,
             error.message,
         )
     return status, headers, body
+
+
+def _escaped(text: str) -> str:
+    """``text`` with every non-printable or non-ASCII character escaped."""
+    return text if text.isascii() and text.isprintable() else ascii(text)[1:-1]
