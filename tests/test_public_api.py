@@ -28,6 +28,7 @@ APIKEYS_ALL = [
     "ConfigurationError",
     "ConflictError",
     "IPNotAllowed",
+    "InsecureTransport",
     "InsufficientScope",
     "InvalidArgument",
     "InvalidKeyState",
@@ -54,6 +55,7 @@ ERRORS_ALL = [
     "ConfigurationError",
     "ConflictError",
     "IPNotAllowed",
+    "InsecureTransport",
     "InsufficientScope",
     "InvalidArgument",
     "InvalidKeyState",
@@ -72,6 +74,7 @@ EVENTS_ALL = [
     "EventSink",
     "KeyCreated",
     "KeyEnabled",
+    "KeyExposed",
     "KeyPurged",
     "KeyRevoked",
     "KeyRotated",
@@ -104,7 +107,20 @@ MODULES = [
     (apikeys.hashing, HASHING_ALL),
     (apikeys.events, EVENTS_ALL),
     (apikeys.storage, STORAGE_ALL),
-    (apikeys.http, ["HTTPSettings", "PROBLEM_CONTENT_TYPE", "problem", "rate_limit_headers"]),
+    (
+        apikeys.http,
+        [
+            "HTTPSettings",
+            "PROBLEM_CONTENT_TYPE",
+            "RequestGuard",
+            "RequestMemo",
+            "RequestView",
+            "problem",
+            "rate_limit_headers",
+            "refusal",
+            "route_scopes",
+        ],
+    ),
 ]
 
 
@@ -146,6 +162,7 @@ TREE: dict[str, tuple[str | None, int, str | None]] = {
     "PermissionDenied": ("APIKeyError", 403, "permission_denied"),
     "InsufficientScope": ("PermissionDenied", 403, "insufficient_scope"),
     "IPNotAllowed": ("PermissionDenied", 403, "ip_not_allowed"),
+    "InsecureTransport": ("PermissionDenied", 403, "insecure_transport"),
     "RateLimited": ("APIKeyError", 429, "rate_limited"),
     "QuotaExceeded": ("RateLimited", 429, "quota_exceeded"),
     "TooManyFailures": ("RateLimited", 429, "too_many_failures"),

@@ -23,7 +23,7 @@ from apikeys.storage import (
 # The only naming differences between the managers.
 MANAGER_RENAMES = {"close": "aclose", "__enter__": "__aenter__", "__exit__": "__aexit__"}
 # Documented as plain calls on AsyncKeyManager too: they do no I/O.
-NO_IO = {"authorize", "is_authorized", "record_request", "now", "add_sink"}
+NO_IO = {"authorize", "is_authorized", "record_request", "report_exposed", "now", "add_sink"}
 # Annotation spellings that differ between twins, sync -> async.
 TYPE_RENAMES = {
     "KeyStore": "AsyncKeyStore",
@@ -92,6 +92,7 @@ def test_managers_have_the_same_public_methods() -> None:
         "now",
         "add_sink",
         "record_request",
+        "report_exposed",
     }
 
 

@@ -34,6 +34,7 @@ from apikeys.events import (
     EventSink,
     KeyCreated,
     KeyEnabled,
+    KeyExposed,
     KeyPurged,
     KeyRevoked,
     KeyRotated,
@@ -212,6 +213,32 @@ class ManagerBase:
                     status=status,
                     ip=ip,
                 )
+            )
+
+    # --- exposure reports (adapters call this) ------------------------------------------
+
+    def report_exposed(self, key: APIKey, *, reason: str, ip: str | None = None) -> None:
+        """Report that ``key`` was exposed (e.g. sent over plain HTTP) as a
+        :class:`~apikeys.events.KeyExposed` event; a detector may suspend it.
+
+        No I/O. Call it only for a key whose secret was just proven (a record
+        from :meth:`verify`/``authenticate``): a report must not be forgeable.
+
+        Args:
+            key: The exposed key.
+            reason: Why, e.g. ``"plaintext_transport"``.
+            ip: The client address, when known.
+        """
+        logger.warning(
+            "apikeys: key %s exposed (%s) from ip=%s",
+            key.id,
+            reason,
+            ip,
+            extra={"apikeys_key_id": key.id, "apikeys_code": reason, "apikeys_ip": ip},
+        )
+        if self._sinks_for(KeyExposed.type):
+            self._emit(
+                KeyExposed(at=self.now(), key_id=key.id, owner=key.owner, reason=reason, ip=ip)
             )
 
     # --- verification steps -------------------------------------------------------------

@@ -1,8 +1,11 @@
-"""What every web adapter shares, framework-free: taking the key from a request,
-finding the client address, and turning errors into RFC 9457 problem responses.
+"""HTTP semantics every web adapter shares, framework-free: taking the key from a
+request, finding the client address, judging the transport, and turning errors
+into RFC 9457 problem responses.
 
-Adapters pass plain values in (header values, peer address) and get plain values
-out (status, headers, JSON body), so FastAPI, Flask and Django answer alike.
+Adapters pass plain values in (header values, peer address, scheme) and get plain
+values out (status, headers, JSON body), so every adapter answers alike. The
+per-request flow built on these (memo, authorization, report) is
+:mod:`apikeys._request`.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from apikeys.errors import (
     APIKeyError,
     AuthenticationError,
     ConfigurationError,
+    InsecureTransport,
     InsufficientScope,
     RateLimited,
 )
@@ -52,6 +56,11 @@ class HTTPSettings:
             ``X-Forwarded-For`` is believed. Empty (the default): the header is
             ignored and the connection's peer is the client.
         realm: The ``realm`` of ``WWW-Authenticate`` challenges.
+        require_https: Refuse a key that arrived over plain HTTP (judged by the
+            request's scheme, or by a trusted proxy's ``X-Forwarded-Proto``), once
+            its secret is proven, and report the key as exposed.
+        https_exempt_loopback: With ``require_https``, let a client on a loopback
+            address (``127.0.0.0/8``, ``::1``) use plain HTTP (development).
     """
 
     authorization_header: str | None = "Authorization"
@@ -59,6 +68,8 @@ class HTTPSettings:
     query_param: str | None = None
     trusted_proxies: Sequence[str] = ()
     realm: str = "api"
+    require_https: bool = False
+    https_exempt_loopback: bool = True
     _networks: tuple[IPNetwork, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -75,6 +86,10 @@ class HTTPSettings:
         object.__setattr__(self, "_networks", networks)
         if '"' in self.realm or "\\" in self.realm:
             raise ConfigurationError("realm must not contain quotes or backslashes")
+        if not isinstance(self.require_https, bool) or not isinstance(
+            self.https_exempt_loopback, bool
+        ):
+            raise ConfigurationError("require_https and https_exempt_loopback must be booleans")
 
     def extract_key(
         self,
@@ -93,8 +108,10 @@ class HTTPSettings:
         Raises:
             AuthenticationError: ``missing`` when there is no credential;
                 ``malformed`` when there is more than one (RFC 6750 §2: one method
-                per request — even if one of them is valid), or a non-Bearer scheme
-                in the authorization header.
+                per request — even if one of them is valid), an empty list element
+                (``X-API-Key: ,KEY`` is two header lines, one of them empty), or a
+                non-Bearer scheme in the authorization header. Only RFC 9110
+                optional whitespace (SP, HTAB) is trimmed, never other whitespace.
         """
         found = [
             (is_authorization, part)
@@ -116,11 +133,47 @@ class HTTPSettings:
             scheme, _, raw = raw.partition(" ")
             if scheme.lower() != "bearer":
                 raise AuthenticationError("malformed")
-        return raw.strip()
+        raw = raw.strip(_OWS)
+        if not raw:
+            raise AuthenticationError("malformed")
+        return raw
+
+    def offers_key(
+        self,
+        authorization: Sequence[str],
+        api_key: Sequence[str],
+        query: Sequence[str] = (),
+    ) -> bool:
+        """Whether a request offers a credential of ours to judge: an api-key header
+        or query value, or an authorization header that is Bearer (or empty). Another
+        scheme alone (``Basic``, ``Token``) belongs to another authenticator.
+
+        Args:
+            authorization: Every value of the authorization header.
+            api_key: Every value of the api-key header.
+            query: Every value of the query parameter.
+        """
+        if (self.api_key_header is not None and api_key) or (
+            self.query_param is not None and query
+        ):
+            return True
+        if self.authorization_header is None or not authorization:
+            return False
+        schemes = {
+            part.strip(_OWS).partition(" ")[0].lower()
+            for value in authorization
+            for part in value.split(",")
+        }
+        return "bearer" in schemes or schemes <= {""}
 
     def client_ip(self, peer: str | None, forwarded_for: Sequence[str] = ()) -> str | None:
         """The client address: the peer, unless the peer is a trusted proxy, in
         which case ``X-Forwarded-For`` is walked from the right past trusted proxies.
+
+        Only an IP address is ever a client address. A hop that is not one (a name,
+        ``unknown``, injected text) makes the client unknown: ``None``, as for a
+        request with no address, so a key with an address allowlist is refused and
+        no request text reaches a log, an event or a response.
 
         Args:
             peer: The connection's remote address.
@@ -128,13 +181,44 @@ class HTTPSettings:
         """
         if not self._networks or peer is None or not self._trusted(peer):
             return peer
-        hops = [hop.strip() for value in forwarded_for for hop in value.split(",")]
-        client = peer
+        hops = [hop.strip(_OWS) for value in forwarded_for for hop in value.split(",")]
+        client: str | None = peer
         for hop in reversed([h for h in hops if h]):
-            client = hop
-            if not self._trusted(hop):
+            client = _ip_text(hop)
+            if client is None or not self._trusted(client):
                 break
         return client
+
+    def plaintext(
+        self, scheme: str, peer: str | None, client: str | None, forwarded_proto: Sequence[str] = ()
+    ) -> bool:
+        """Whether a key sent with this request is refused as sent in plain text.
+
+        Always ``False`` unless :attr:`require_https`. The transport is the
+        request's ``scheme``, unless the peer is a trusted proxy that sent
+        ``X-Forwarded-Proto``: then every protocol it lists must be ``https``.
+        With :attr:`https_exempt_loopback`, a loopback ``client`` may use HTTP.
+
+        Args:
+            scheme: The request's URL scheme as the server saw it.
+            peer: The connection's remote address.
+            client: The client address (:meth:`client_ip`).
+            forwarded_proto: Every ``X-Forwarded-Proto`` value, in header order.
+        """
+        if not self.require_https:
+            return False
+        protos = [scheme]
+        if peer is not None and self._trusted(peer):
+            told = [p.strip(_OWS).lower() for v in forwarded_proto for p in v.split(",")]
+            protos = told or protos
+        if all(proto.lower() in ("https", "wss") for proto in protos):
+            return False
+        if self.https_exempt_loopback and client is not None:
+            try:
+                return not ipaddress.ip_address(client).is_loopback
+            except ValueError:
+                return True
+        return True
 
     def _trusted(self, address: str) -> bool:
         try:
@@ -154,10 +238,39 @@ class HTTPSettings:
         return ", ".join(parts)
 
 
+_OWS = " \t"
+"""RFC 9110 optional whitespace: the only whitespace trimmed from header values."""
+
+
 def _split_values(value: str) -> list[str]:
-    """A header value as the credentials in it: WSGI servers join repeated headers
-    with commas, and a key never contains one. Blank values count as one (bad) key."""
-    return [part.strip() for part in value.split(",") if part.strip()] or [value.strip()]
+    """A header value as the credentials in it: servers join repeated header lines
+    with commas, and a key never contains one. Every element counts, an empty one
+    too (it was a header line of its own), so ``,KEY`` is two credentials."""
+    return [part.strip(_OWS) for part in value.split(",")]
+
+
+def _ip_text(text: str) -> str | None:
+    """``text`` when it is a plain IP address, else ``None``. An IPv6 zone
+    (``fe80::1%eth0``) is refused: ``ipaddress`` accepts any text after the ``%``,
+    control characters included."""
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    return None if getattr(ip, "scope_id", None) is not None else text
+
+
+_DETAILS = {
+    "permission_denied": "The API key may not be used for this request.",
+    "ip_not_allowed": "The API key may not be used from this address.",
+    "insecure_transport": "API keys must be sent over HTTPS; this key is reported as exposed.",
+    "key_not_found": "No API key with that id.",
+    "invalid_state": "The key is not in a state that allows this.",
+    "conflict": "The key changed meanwhile; retry.",
+    "invalid_argument": "The request is invalid.",
+}
+"""Fixed problem details: a body never carries text taken from the request (an
+address, an id, a header), since a client could plant it there."""
 
 
 def problem(
@@ -167,18 +280,17 @@ def problem(
 
     Every 401 has the same body (whatever the reason) except a missing key, which
     is told apart only because the client knows it sent none. The specific reason
-    is in the logs and events, never in the response.
+    is in the logs and events, never in the response. No body echoes request text:
+    details are fixed per ``code``; only server-side facts (the scopes a route
+    requires, a limit's policy) are named.
 
     Returns:
         The HTTP status, the headers, and the JSON body.
     """
     status = error.status
     headers = {"Content-Type": PROBLEM_CONTENT_TYPE}
-    body: dict[str, Any] = {
-        "type": "about:blank",
-        "title": _TITLES.get(status, "Error"),
-        "status": status,
-    }
+    title = _TITLES.get(status, "Error")
+    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
     if isinstance(error, AuthenticationError):
         headers["WWW-Authenticate"] = settings.challenge(error)
         if error.code == "missing":
@@ -187,21 +299,23 @@ def problem(
         else:
             body["detail"] = "The API key is malformed, unknown, expired or revoked."
             body["code"] = "invalid_token"
-    elif isinstance(error, InsufficientScope):
+        return status, headers, body
+    if status >= 500:
+        body["detail"] = "The API key service is temporarily unavailable."
+        body["code"] = "service_unavailable" if status == 503 else "internal_error"
+        return status, headers, body
+    body["code"] = error.code
+    if isinstance(error, InsufficientScope):
         headers["WWW-Authenticate"] = settings.challenge(error)
         body["detail"] = error.message
-        body["code"] = error.code
         body["missing_scopes"] = list(error.missing)
     elif isinstance(error, RateLimited):
         headers["Retry-After"] = str(max(1, round(error.retry_after + 0.4999)))
-        body["detail"] = error.message
-        body["code"] = error.code
-    elif status >= 500:
-        body["detail"] = "The API key service is temporarily unavailable."
-        body["code"] = "service_unavailable" if status == 503 else "internal_error"
+        body["detail"] = error.message  # made by the limiter, never from the request
     else:
-        body["detail"] = error.message
-        body["code"] = error.code
+        if isinstance(error, InsecureTransport):
+            headers["WWW-Authenticate"] = settings.challenge(None)
+        body["detail"] = _DETAILS.get(error.code, title + ".")
     return status, headers, body
 
 

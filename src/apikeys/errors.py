@@ -8,7 +8,8 @@
     │                                      | revoked | expired | disabled
     ├── PermissionDenied       403   code: permission_denied
     │   ├── InsufficientScope  403   code: insufficient_scope (.missing)
-    │   └── IPNotAllowed       403   code: ip_not_allowed
+    │   ├── IPNotAllowed       403   code: ip_not_allowed
+    │   └── InsecureTransport  403   code: insecure_transport (a key sent over plain HTTP)
     ├── RateLimited            429   code: rate_limited (.retry_after, .limit, .remaining)
     │   ├── QuotaExceeded      429   code: quota_exceeded
     │   └── TooManyFailures    429   code: too_many_failures
@@ -44,6 +45,7 @@ __all__ = [
     "ConfigurationError",
     "ConflictError",
     "IPNotAllowed",
+    "InsecureTransport",
     "InsufficientScope",
     "InvalidArgument",
     "InvalidKeyState",
@@ -150,6 +152,20 @@ class IPNotAllowed(PermissionDenied):
         """The client address that was refused (``None`` when none was given)."""
         text = "no client address given" if ip is None else f"address {ip} not allowed"
         super().__init__(f"API key may not be used from here: {text}.")
+
+
+class InsecureTransport(PermissionDenied):
+    """A valid key arrived over plain HTTP where HTTPS is required (HTTP 403).
+
+    Raised by the web adapters with ``require_https`` only once the key's secret
+    is proven; the key is then reported as exposed
+    (:class:`~apikeys.events.KeyExposed`): it crossed the network readable.
+    """
+
+    code = "insecure_transport"
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or "API key sent over plain HTTP; use HTTPS.")
 
 
 class RateLimited(APIKeyError):

@@ -23,6 +23,7 @@ __all__ = [
     "EventSink",
     "KeyCreated",
     "KeyEnabled",
+    "KeyExposed",
     "KeyPurged",
     "KeyRevoked",
     "KeyRotated",
@@ -141,6 +142,18 @@ class KeyEnabled(Event):
     """A suspended key was enabled again."""
 
     type: ClassVar[str] = "key.enabled"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KeyExposed(Event):
+    """A proven key was seen where it must not be: ``reason`` says how
+    (``plaintext_transport``: sent over plain HTTP). Emitted only after the key's
+    secret was verified, so nobody can get another's key reported; a detector
+    (:class:`~apikeys.monitoring.PlaintextTransport`) may suspend it."""
+
+    type: ClassVar[str] = "key.exposed"
+    reason: str
+    ip: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

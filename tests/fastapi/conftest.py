@@ -9,31 +9,19 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from fastapi_support import Env, PeerAt, TestClient, build_app, make_env
 
-from apikeys import AsyncKeyManager, KeyManager
-from apikeys.fastapi import APIKeyAuth
+pytest.register_assert_rewrite("web_battery")
+
+from fastapi_support import Env, PeerAt, TestClient, build_app  # noqa: E402
+
+from apikeys import AsyncKeyManager, KeyManager  # noqa: E402
+from apikeys.fastapi import APIKeyAuth  # noqa: E402
+from web_battery import env, kind, make_env_fixture  # noqa: E402, F401  (shared fixtures)
 
 
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture(params=["async", "sync"])
-def kind(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-def env(kind: str) -> Env:
-    return make_env(kind)
-
-
-@pytest.fixture(name="make_env")
-def make_env_fixture(kind: str) -> Callable[..., Env]:
-    """``make_env(limiter=..., **manager_args)`` for the parametrized kind."""
-    return lambda **kwargs: make_env(kind, **kwargs)
 
 
 @pytest.fixture
@@ -59,5 +47,5 @@ def make_client() -> Iterator[Callable[..., TestClient]]:
 
 
 @pytest.fixture
-def client(env: Env, make_client: Callable[..., TestClient]) -> TestClient:
+def client(env: Env, make_client: Callable[..., TestClient]) -> TestClient:  # noqa: F811
     return make_client(env.manager)

@@ -29,7 +29,7 @@ def test_a_valid_key_with_the_scope_gets_200(env: Env, client: TestClient) -> No
 
 
 def test_public_routes_need_no_key(client: TestClient) -> None:
-    assert client.get("/public").json() == {"hello": "world"}
+    assert client.get("/public").json() == {"hello": "world", "current": None}
 
 
 def test_no_key_is_401_with_a_bare_challenge(client: TestClient) -> None:
@@ -235,7 +235,7 @@ def test_raw_errors_from_handlers_become_problems(env: Env, client: TestClient) 
 def test_the_handler_and_request_state_get_the_key(env: Env, client: TestClient) -> None:
     issued = env.admin.create(owner="team-9")
     response = client.get("/me", headers={"X-API-Key": issued.plaintext})
-    assert response.json() == {"owner": "team-9", "state_key": issued.key.id}
+    assert response.json() == {"owner": "team-9", "state_key": issued.key.id, "current": "team-9"}
 
 
 # --- client address ------------------------------------------------------------------------

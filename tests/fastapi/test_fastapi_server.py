@@ -4,10 +4,8 @@ served by a real uvicorn on 127.0.0.1, called with httpx over a real socket."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,16 +14,10 @@ import pytest
 
 from apikeys import KeyManager
 from apikeys.storage import SQLiteStore
+from web_support import uvicorn_server
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "fastapi_app.py"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture
@@ -36,47 +28,13 @@ def database(tmp_path: Path) -> Path:
 @pytest.fixture
 def server(tmp_path: Path, database: Path) -> Iterator[str]:
     """``uvicorn examples.fastapi_app:app`` on a free loopback port; its base URL."""
-    port = _free_port()
-    log = (tmp_path / "uvicorn.log").open("w")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "examples.fastapi_app:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--no-proxy-headers",
-        ],
+    with uvicorn_server(
+        "examples.fastapi_app:app",
         cwd=ROOT,
-        env={**os.environ, "APIKEYS_DB": str(database)},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                log.flush()
-                pytest.fail("uvicorn did not start:\n" + (tmp_path / "uvicorn.log").read_text())
-            time.sleep(0.05)  # waiting for the server to listen, not for time to pass
+        log=tmp_path / "uvicorn.log",
+        env={"APIKEYS_DB": str(database)},
+    ) as base:
         yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
 
 
 def _issue_with_the_example_command(database: Path, *scopes: str) -> str:

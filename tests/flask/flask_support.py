@@ -11,8 +11,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, abort
 
-from apikeys import KeyManager, StorageError
-from apikeys.events import Event, RequestCompleted, VerificationFailed
+from apikeys import KeyManager
 from apikeys.flask import (
     APIKeys,
     authenticate,
@@ -23,42 +22,13 @@ from apikeys.flask import (
 )
 from apikeys.hashing import Argon2Hasher
 from apikeys.ratelimit import KeyRateLimiter
-from apikeys.storage import MemoryStore
 from apikeys.testing import ManualClock
+from web_support import FaultyStore, Recorder
 
 __all__ = ["CLIENT_IP", "Env", "FaultyStore", "Recorder", "build_app", "make_env"]
 
 CLIENT_IP = "203.0.113.9"
 """The peer address of every test-client request (``REMOTE_ADDR``)."""
-
-
-class Recorder:
-    """An event sink keeping every event."""
-
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-
-    def emit(self, event: Event) -> None:
-        self.events.append(event)
-
-    def completed(self) -> list[RequestCompleted]:
-        return [e for e in self.events if isinstance(e, RequestCompleted)]
-
-    def failure_codes(self) -> list[str]:
-        return [e.code for e in self.events if isinstance(e, VerificationFailed)]
-
-
-class FaultyStore(MemoryStore):
-    """A MemoryStore whose reads fail with StorageError while ``down`` is set."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.down = False
-
-    def get(self, key_id: str) -> Any:
-        if self.down:
-            raise StorageError("connection refused")
-        return super().get(key_id)
 
 
 @dataclass

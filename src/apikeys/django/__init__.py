@@ -38,7 +38,13 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     raise ConfigurationError("apikeys.django needs Django: pip install 'apikeys[django]'") from exc
 
 if TYPE_CHECKING:
-    from apikeys.django._request import acurrent_key, current_key, problem_response
+    from apikeys.django._request import (
+        aauthenticate,
+        acurrent_key,
+        authenticate,
+        current_key,
+        problem_response,
+    )
     from apikeys.django._runtime import get_async_manager, get_manager
     from apikeys.django.middleware import APIKeyMiddleware
     from apikeys.django.store import DjangoStore
@@ -48,7 +54,9 @@ __all__ = [
     "APIKeyMiddleware",
     "APIKeyRequiredMixin",
     "DjangoStore",
+    "aauthenticate",
     "acurrent_key",
+    "authenticate",
     "current_key",
     "get_async_manager",
     "get_manager",
@@ -60,7 +68,9 @@ _HOMES = {
     "APIKeyMiddleware": "apikeys.django.middleware",
     "APIKeyRequiredMixin": "apikeys.django.views",
     "DjangoStore": "apikeys.django.store",
+    "aauthenticate": "apikeys.django._request",
     "acurrent_key": "apikeys.django._request",
+    "authenticate": "apikeys.django._request",
     "current_key": "apikeys.django._request",
     "get_async_manager": "apikeys.django._runtime",
     "get_manager": "apikeys.django._runtime",

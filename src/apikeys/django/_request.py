@@ -1,6 +1,7 @@
-"""What the decorator, the mixin, the middleware and the DRF classes share: reading
-the key from a Django request, authenticating it once per request, answering a
-refusal as problem+json, and reporting the finished request.
+"""The Django side of the request layer: a Django request as the layer's
+:class:`~apikeys._request.RequestView`, its memo kept on the request, and the
+layer's answers as Django responses. The decorator, the mixin, the middleware and
+the DRF classes all go through here; every decision is the layer's.
 
 A request's outcome is kept on the request, so however many layers ask (the
 middleware's lazy ``request.api_key``, a decorator, DRF), the key is verified
@@ -11,29 +12,17 @@ from __future__ import annotations
 
 import functools
 import json
-import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 
 from apikeys import _http
 from apikeys._hooks import Verification
-from apikeys._logsafe import log_safe
 from apikeys._models import APIKey
-from apikeys._policy import required_scopes
+from apikeys._request import Problem, RequestGuard, RequestMemo, refusal, route_scopes
 from apikeys.django._runtime import get_async_manager, get_manager, get_settings
-from apikeys.errors import (
-    APIKeyError,
-    AuthenticationError,
-    ConfigurationError,
-    InvalidArgument,
-    IPNotAllowed,
-    RateLimited,
-)
-
-logger = logging.getLogger("apikeys")
+from apikeys.errors import APIKeyError, AuthenticationError, ConfigurationError
 
 _STATE = "_apikeys_state"
 
@@ -42,27 +31,40 @@ ScopeSpec = Sequence[str] | Mapping[str, Sequence[str]]
 action), with ``"*"`` for the others."""
 
 
-@dataclass(slots=True)
-class RequestState:
-    """What apikeys learnt about one request.
+class DjangoRequest:
+    """The request layer's view of a Django request (``META``-based: Django's
+    WSGI and ASGI handlers both join repeated header lines with commas, which the
+    layer splits again, so a repeat never slips through)."""
 
-    Attributes:
-        done: Authentication was attempted.
-        verification: The outcome when it succeeded.
-        error: The refusal that holds whatever scopes are asked (401, or an
-            address outside the allowlist), when it failed so.
-        ip: The client address used.
-        middleware: :class:`~apikeys.django.middleware.APIKeyMiddleware` wraps the
-            request (it reports it; decorators need not).
-        reported: The request was reported to the manager.
-    """
+    __slots__ = ("request",)
 
-    done: bool = False
-    verification: Verification | None = None
-    error: APIKeyError | None = None
-    ip: str | None = None
-    middleware: bool = False
-    reported: bool = False
+    def __init__(self, request: HttpRequest) -> None:
+        self.request = request
+
+    @property
+    def method(self) -> str:
+        return self.request.method or "GET"
+
+    @property
+    def path(self) -> str:
+        return self.request.path
+
+    @property
+    def scheme(self) -> str:
+        # Not request.scheme: it believes SECURE_PROXY_SSL_HEADER from any peer;
+        # the layer reads X-Forwarded-Proto itself, from trusted proxies only.
+        return str(self.request._get_scheme())  # type: ignore[attr-defined]  # Django's own view
+
+    @property
+    def peer(self) -> str | None:
+        return self.request.META.get("REMOTE_ADDR") or None
+
+    def header(self, name: str) -> list[str]:
+        value = self.request.META.get(_meta_name(name))
+        return [] if value is None else [value]
+
+    def query(self, name: str) -> list[str]:
+        return self.request.GET.getlist(name)
 
 
 def django_request(request: Any) -> HttpRequest:
@@ -74,24 +76,14 @@ def django_request(request: Any) -> HttpRequest:
     return request  # type: ignore[no-any-return]
 
 
-def state(request: HttpRequest) -> RequestState:
-    """The :class:`RequestState` of ``request`` (created on first use)."""
+def state(request: HttpRequest) -> RequestMemo:
+    """The request layer's memo of ``request`` (created on first use)."""
     request = django_request(request)
     found = request.__dict__.get(_STATE)
     if found is None:
-        found = RequestState()
+        found = RequestMemo()
         request.__dict__[_STATE] = found
     return found
-
-
-def client_ip(request: HttpRequest, settings: _http.HTTPSettings) -> str | None:
-    """The client address: ``REMOTE_ADDR``, or ``X-Forwarded-For`` from trusted proxies."""
-    meta = request.META
-    forwarded = meta.get("HTTP_X_FORWARDED_FOR")
-    return settings.client_ip(
-        meta.get("REMOTE_ADDR") or None,
-        [forwarded] if forwarded is not None and settings.trusted_proxies else (),
-    )
 
 
 @functools.lru_cache(maxsize=16)
@@ -99,29 +91,9 @@ def _meta_name(header: str) -> str:
     return "HTTP_" + header.upper().replace("-", "_")
 
 
-def header_values(request: HttpRequest, name: str | None) -> list[str]:
-    """The values of header ``name`` in ``request`` (none when ``name`` is ``None``)."""
-    if name is None:
-        return []
-    # WSGI servers and Django's ASGI handler join repeated headers with commas;
-    # extract_key splits them again, so a repeat never slips through. (META, not
-    # request.headers: that builds a dict of every header on first use.)
-    value = request.META.get(_meta_name(name))
-    return [] if value is None else [value]
-
-
-def raw_key(request: HttpRequest, settings: _http.HTTPSettings) -> str:
-    """The one key ``request`` carries.
-
-    Raises:
-        AuthenticationError: ``missing``, or ``malformed`` (several credentials, a
-            non-Bearer authorization scheme).
-    """
-    return settings.extract_key(
-        header_values(request, settings.authorization_header),
-        header_values(request, settings.api_key_header),
-        request.GET.getlist(settings.query_param) if settings.query_param else (),
-    )
+def guard() -> RequestGuard:
+    """The request layer on the process-wide manager and ``APIKEYS`` settings."""
+    return RequestGuard(get_manager(), get_settings().http)
 
 
 def scopes_for(
@@ -149,78 +121,42 @@ def scopes_for(
                 chosen = spec[name]
                 break
         spec = () if chosen is None else ((chosen,) if isinstance(chosen, str) else chosen)
-    try:
-        return required_scopes(spec)
-    except InvalidArgument as exc:
-        raise ConfigurationError(f"a view requires an invalid scope: {exc}") from exc
+    return route_scopes(spec)
 
 
-def _cacheable(error: APIKeyError) -> bool:
-    """Whether a refusal holds whatever scopes are asked later in the request."""
-    return isinstance(error, AuthenticationError | IPNotAllowed)
-
-
-def _settle(current: RequestState, scopes: tuple[str, ...]) -> Verification | None:
-    """A settled outcome: the verification authorized for ``scopes``, or raise."""
-    if not current.done:
-        return None
-    if current.verification is None:
-        if current.error is None:  # pragma: no cover - done implies one of them
-            raise AuthenticationError("missing")
-        raise current.error
-    get_manager().authorize(current.verification.key, *scopes)
-    return current.verification
-
-
-def authenticate(request: HttpRequest, scopes: Sequence[str] = ()) -> Verification:
+def verify(request: HttpRequest, scopes: Sequence[str] = ()) -> Verification:
     """Authenticate ``request`` (once) and authorize ``scopes`` (sync manager).
 
     Raises:
         APIKeyError: the refusal (401, 403, 429, 503).
     """
-    current = state(request)
-    required = tuple(scopes)
-    settled = _settle(current, required)
-    if settled is not None:
-        return settled
-    settings = get_settings().http
-    current.ip = client_ip(request, settings)
-    try:
-        raw = raw_key(request, settings)
-        verification = get_manager().authenticate(raw, scopes=required, ip=current.ip)
-    except APIKeyError as exc:
-        if _cacheable(exc):
-            current.done, current.error = True, exc
-        raise
-    current.done, current.verification = True, verification
-    return verification
+    return guard().authenticate(state(request), DjangoRequest(request), tuple(scopes))
 
 
-async def aauthenticate(request: HttpRequest, scopes: Sequence[str] = ()) -> Verification:
+async def averify(request: HttpRequest, scopes: Sequence[str] = ()) -> Verification:
     """Authenticate ``request`` (once) and authorize ``scopes`` (async manager).
 
     Raises:
         APIKeyError: the refusal (401, 403, 429, 503).
     """
-    current = state(request)
-    required = tuple(scopes)
-    settled = _settle(current, required)
-    if settled is not None:
-        return settled
-    settings = get_settings().http
-    current.ip = client_ip(request, settings)
-    try:
-        raw = raw_key(request, settings)
-        verification = await get_async_manager().authenticate(raw, scopes=required, ip=current.ip)
-    except APIKeyError as exc:
-        if _cacheable(exc):
-            current.done, current.error = True, exc
-        raise
-    current.done, current.verification = True, verification
-    return verification
+    return await guard().aauthenticate(
+        state(request),
+        DjangoRequest(request),
+        tuple(scopes),
+        verify=get_async_manager().authenticate,
+    )
 
 
 def current_key(request: HttpRequest) -> APIKey | None:
+    """The key this request already authenticated with, or ``None``; no I/O.
+
+    ``None`` too when no layer has asked yet: use :func:`authenticate` (or the
+    middleware's lazy ``request.api_key``) to authenticate on demand.
+    """
+    return state(request).key
+
+
+def authenticate(request: HttpRequest) -> APIKey | None:
     """The key of ``request``, authenticating it if no layer has yet.
 
     ``None`` when the request carries no key or one that does not authenticate
@@ -231,21 +167,26 @@ def current_key(request: HttpRequest) -> APIKey | None:
         APIKeyError: a refusal other than 401.
     """
     try:
-        return authenticate(request).key
+        return verify(request).key
     except AuthenticationError:
         return None
 
 
-async def acurrent_key(request: HttpRequest) -> APIKey | None:
-    """The awaitable :func:`current_key`, for async views.
+async def aauthenticate(request: HttpRequest) -> APIKey | None:
+    """The awaitable :func:`authenticate`, for async views.
 
     Raises:
         APIKeyError: a refusal other than 401.
     """
     try:
-        return (await aauthenticate(request)).key
+        return (await averify(request)).key
     except AuthenticationError:
         return None
+
+
+acurrent_key = aauthenticate
+"""The former name of :func:`aauthenticate` (it authenticates: not the no-I/O
+:func:`current_key`)."""
 
 
 def problem_response(error: APIKeyError, request: HttpRequest | None = None) -> HttpResponse:
@@ -259,27 +200,27 @@ def problem_response(error: APIKeyError, request: HttpRequest | None = None) -> 
         error: Any apikeys error (its status decides the response's).
         request: The request refused, for the log line of server-side failures.
     """
+    return response_for(problem(error, request))
+
+
+def problem(error: APIKeyError, request: HttpRequest | None = None) -> Problem:
+    """``error`` as the request layer's ``(status, headers, body)`` (5xx logged)."""
     try:
         settings = get_settings().http
     except ConfigurationError:
         settings = _http.HTTPSettings()
-    status, headers, body = _http.problem(error, settings)
-    if isinstance(error, RateLimited):
-        headers.update(_http.rate_limit_headers(None, error))
-    if status >= 500:
-        logger.log(
-            logging.WARNING if status == 503 else logging.ERROR,
-            "apikeys: %s %s answered %d (%s): %s",
-            log_safe(getattr(request, "method", "-")),
-            log_safe(getattr(request, "path", "-")),
-            status,
-            error.code,
-            log_safe(error.message),
-        )
-    content_type = headers.pop("Content-Type", _http.PROBLEM_CONTENT_TYPE)
+    view = DjangoRequest(django_request(request)) if request is not None else None
+    return refusal(error, settings, view)
+
+
+def response_for(problem: Problem) -> HttpResponse:
+    """A problem as a Django response."""
+    status, headers, body = problem
+    content_type = headers.get("Content-Type", _http.PROBLEM_CONTENT_TYPE)
     response = HttpResponse(json.dumps(body), status=status, content_type=content_type)
     for name, value in headers.items():
-        response[name] = value
+        if name != "Content-Type":
+            response[name] = value
     return response
 
 
@@ -298,29 +239,19 @@ def finish(request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase
         request: The request.
         response: Its response (returned, with headers added).
     """
-    current = state(request)
-    verification = current.verification
-    if verification is None or current.reported:
+    memo = state(request)
+    if memo.verification is None or memo.reported:
         return response
-    current.reported = True
-    for name, value in _http.rate_limit_headers(verification.rate_limit, None).items():
+    layer = guard()
+    for name, value in layer.response_headers(memo).items():
         if not response.has_header(name):
             response[name] = value
-    try:
-        get_manager().record_request(
-            verification.key,
-            method=request.method or "GET",
-            route=route(request),
-            status=response.status_code,
-            ip=current.ip,
-        )
-    except Exception:
-        logger.exception("apikeys: could not record a request of key %s", verification.key.id)
+    layer.finish(memo, request.method or "GET", route(request), response.status_code)
     return response
 
 
 def report_failure(request: HttpRequest) -> None:
     """Report a key-authenticated request whose view raised (status 500)."""
-    current = state(request)
-    if current.verification is not None and not current.reported:
-        finish(request, HttpResponse(status=500))
+    memo = state(request)
+    if memo.verification is not None:
+        guard().finish(memo, request.method or "GET", route(request), 500)

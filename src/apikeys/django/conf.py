@@ -57,6 +57,8 @@ _KEYS = frozenset(
         "QUERY_PARAM",
         "TRUSTED_PROXIES",
         "REALM",
+        "REQUIRE_HTTPS",
+        "HTTPS_EXEMPT_LOOPBACK",
         "HASHER",
         "DEFAULT_EXPIRY",
         "ROTATION_GRACE",
@@ -192,6 +194,8 @@ def load_settings() -> APIKeysSettings:
         query_param=_optional_str(raw, "QUERY_PARAM", None),
         trusted_proxies=tuple(proxies),
         realm=_optional_str(raw, "REALM", "api") or "api",
+        require_https=raw.get("REQUIRE_HTTPS", False),
+        https_exempt_loopback=raw.get("HTTPS_EXEMPT_LOOPBACK", True),
     )
     hasher = raw.get("HASHER")
     if hasher is not None:

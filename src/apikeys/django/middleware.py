@@ -9,7 +9,8 @@ reporting, rate-limit headers and problem+json answers for apikeys errors.
   used, at most once per request. It stands for the :class:`~apikeys.APIKey`, or
   for ``None`` when the request carries no key or one that does not authenticate
   — test it with ``if request.api_key:`` (a lazy object is never ``is None``), or
-  call :func:`~apikeys.django.views.current_key` for a plain value. A refusal
+  call :func:`~apikeys.django.authenticate` for a plain value
+  (:func:`~apikeys.django.current_key` only reads what is already authenticated). A refusal
   other than 401 (an address outside the key's allowlist, a rate limit, the
   database down) is raised when it is used, and answered here as problem+json.
 - In async views use ``await request.aapi_key()`` (like ``request.auser()``):
@@ -31,7 +32,7 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponseBase
 from django.utils.functional import SimpleLazyObject
 
-from apikeys.django._request import acurrent_key, current_key, finish, problem_response, state
+from apikeys.django._request import aauthenticate, authenticate, finish, problem_response, state
 from apikeys.errors import APIKeyError
 
 __all__ = ["APIKeyMiddleware"]
@@ -65,9 +66,9 @@ class APIKeyMiddleware:
 
     @staticmethod
     def _prepare(request: HttpRequest) -> None:
-        state(request).middleware = True
-        request.api_key = SimpleLazyObject(functools.partial(current_key, request))  # type: ignore[attr-defined]
-        request.aapi_key = functools.partial(acurrent_key, request)  # type: ignore[attr-defined]
+        state(request).installed = True
+        request.api_key = SimpleLazyObject(functools.partial(authenticate, request))  # type: ignore[attr-defined]
+        request.aapi_key = functools.partial(aauthenticate, request)  # type: ignore[attr-defined]
 
     def __call__(self, request: HttpRequest) -> Any:
         """Handle ``request`` (a coroutine under ASGI)."""

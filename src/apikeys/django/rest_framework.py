@@ -37,15 +37,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from apikeys import _http
 from apikeys._models import APIKey
 from apikeys.django._request import (
-    authenticate,
+    DjangoRequest,
     django_request,
-    header_values,
+    problem,
     problem_response,
+    response_for,
     scopes_for,
     state,
+    verify,
 )
 from apikeys.django._runtime import get_manager, get_settings
 from apikeys.errors import APIKeyError, AuthenticationError, ConfigurationError
@@ -62,23 +63,29 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 __all__ = [
     "APIKeyAuthentication",
     "APIKeyProblem",
+    "APIKeyRefused",
     "APIKeyUser",
     "HasAPIKey",
     "exception_handler",
 ]
 
 
-class APIKeyProblem(exceptions.APIException):
-    """A refused request, as a DRF exception carrying the RFC 9457 problem.
+class APIKeyRefused(exceptions.APIException):
+    """A refused request, as a DRF exception carrying the RFC 9457 problem (every
+    apikeys adapter's refusal exception is an ``APIKeyRefused`` with ``error``
+    and ``problem``).
+
+    Args:
+        error: The refusal.
+        request: The refused request (for the log line of a 5xx).
 
     Attributes:
         error: The apikeys error (its ``code`` tells the reason; never sent for 401s).
-        problem: ``(status, headers, body)`` as :func:`apikeys._http.problem` gives.
+        problem: ``(status, headers, body)`` from the request layer.
     """
 
-    def __init__(self, error: APIKeyError) -> None:
-        settings = get_settings().http
-        status, headers, body = _http.problem(error, settings)
+    def __init__(self, error: APIKeyError, request: Any = None) -> None:
+        status, headers, body = problem(error, request)
         super().__init__()
         self.error = error
         self.problem = (status, headers, body)
@@ -88,6 +95,10 @@ class APIKeyProblem(exceptions.APIException):
         self.auth_header = headers.get("WWW-Authenticate")
         retry = headers.get("Retry-After")
         self.wait = int(retry) if retry is not None else None
+
+
+APIKeyProblem = APIKeyRefused
+"""The former name of :class:`APIKeyRefused`."""
 
 
 class APIKeyUser:
@@ -141,7 +152,7 @@ class APIKeyAuthentication(BaseAuthentication):
 
     Returns ``None`` (not attempted) for a request without a key or with an
     ``Authorization`` scheme other than Bearer and no API-key header, so other
-    classes can try; any other refusal raises :class:`APIKeyProblem`.
+    classes can try; any other refusal raises :class:`APIKeyRefused`.
     """
 
     def authenticate(self, request: Any) -> tuple[Any, APIKey] | None:
@@ -151,17 +162,17 @@ class APIKeyAuthentication(BaseAuthentication):
             ``(user, key)``, or ``None`` when the request carries no key of ours.
 
         Raises:
-            APIKeyProblem: the key does not authenticate (401), may not be used
+            APIKeyRefused: the key does not authenticate (401), may not be used
                 from here (403), is rate limited (429), or the database is down (503).
         """
         http = django_request(request)
         current = state(http)
-        if not current.done and not self._ours(http):
+        if not current.settled and not self._ours(http):
             return None
         try:
-            verification = authenticate(http)
+            verification = verify(http)
         except APIKeyError as exc:
-            raise APIKeyProblem(exc) from exc
+            raise APIKeyRefused(exc, http) from exc
         key = verification.key
         http.api_key = key  # type: ignore[attr-defined]
         return self.get_user(key), key
@@ -169,17 +180,12 @@ class APIKeyAuthentication(BaseAuthentication):
     @staticmethod
     def _ours(request: Any) -> bool:
         """Whether ``request`` carries a credential this class must judge."""
-        settings = get_settings().http
-        if header_values(request, settings.api_key_header):
-            return True
-        if settings.query_param and request.GET.getlist(settings.query_param):
-            return True
-        values = header_values(request, settings.authorization_header)
-        if not values:
-            return False
-        # Another scheme alone (Basic, Token...) belongs to another authentication class.
-        schemes = {part.strip().partition(" ")[0].lower() for part in values[0].split(",")}
-        return "bearer" in schemes or schemes <= {""}
+        settings, view = get_settings().http, DjangoRequest(request)
+        return settings.offers_key(
+            view.header(settings.authorization_header) if settings.authorization_header else (),
+            view.header(settings.api_key_header) if settings.api_key_header else (),
+            view.query(settings.query_param) if settings.query_param else (),
+        )
 
     def get_user(self, key: APIKey) -> Any:
         """``request.user`` for ``key``: an :class:`APIKeyUser` (override to map
@@ -211,7 +217,7 @@ class HasAPIKey(BasePermission):
             ``True`` for a key granted every required scope; ``False`` without a key.
 
         Raises:
-            APIKeyProblem: a required scope is missing (403).
+            APIKeyRefused: a required scope is missing (403).
         """
         key = request.auth
         if not isinstance(key, APIKey):
@@ -228,7 +234,7 @@ class HasAPIKey(BasePermission):
                 )
             get_manager().authorize(key, *required)
         except APIKeyError as exc:
-            raise APIKeyProblem(exc) from exc
+            raise APIKeyRefused(exc, django_request(request)) from exc
         return True
 
 
@@ -255,10 +261,11 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Any:
     from rest_framework.views import exception_handler as drf_exception_handler
     from rest_framework.views import set_rollback
 
+    if isinstance(exc, APIKeyRefused):
+        set_rollback()
+        return response_for(exc.problem)
     error: Exception = exc
-    if isinstance(exc, APIKeyProblem):
-        error = exc.error
-    elif isinstance(exc, exceptions.NotAuthenticated) and _our_challenge(exc):
+    if isinstance(exc, exceptions.NotAuthenticated) and _our_challenge(exc):
         error = AuthenticationError("missing")
     if isinstance(error, APIKeyError):
         set_rollback()

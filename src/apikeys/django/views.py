@@ -1,6 +1,8 @@
 """Protecting Django views: :func:`require_key` for function views (sync and
 async), :class:`APIKeyRequiredMixin` for class-based views, and
-:func:`current_key` / :func:`acurrent_key` to read the request's key.
+:func:`current_key` (the key the request already authenticated with, or
+``None``; no I/O) / :func:`authenticate` / :func:`aauthenticate` (authenticate
+now if no layer has; ``None`` for a 401) to read the request's key.
 
 ::
 
@@ -37,16 +39,25 @@ from apikeys.django._request import (
     aauthenticate,
     acurrent_key,
     authenticate,
+    averify,
     current_key,
     finish,
     problem_response,
     report_failure,
     scopes_for,
     state,
+    verify,
 )
 from apikeys.errors import APIKeyError
 
-__all__ = ["APIKeyRequiredMixin", "acurrent_key", "current_key", "require_key"]
+__all__ = [
+    "APIKeyRequiredMixin",
+    "aauthenticate",
+    "acurrent_key",
+    "authenticate",
+    "current_key",
+    "require_key",
+]
 
 ViewFunc = TypeVar("ViewFunc", bound=Callable[..., Any])
 
@@ -58,7 +69,7 @@ def _bind(request: HttpRequest, key: APIKey) -> None:
 def _run(
     view: Callable[..., HttpResponseBase], request: HttpRequest, args: Any, kwargs: Any
 ) -> HttpResponseBase:
-    middleware = state(request).middleware
+    middleware = state(request).installed
     try:
         response = view(request, *args, **kwargs)
     except Exception:
@@ -74,7 +85,7 @@ async def _arun(
     args: Any,
     kwargs: Any,
 ) -> HttpResponseBase:
-    middleware = state(request).middleware
+    middleware = state(request).installed
     try:
         response = await view(request, *args, **kwargs)
     except Exception:
@@ -120,7 +131,7 @@ def require_key(*scopes: Any) -> Any:
             @functools.wraps(view)
             async def async_protected(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
                 try:
-                    verification = await aauthenticate(request, required)
+                    verification = await averify(request, required)
                 except APIKeyError as exc:
                     return problem_response(exc, request)
                 _bind(request, verification.key)
@@ -132,7 +143,7 @@ def require_key(*scopes: Any) -> Any:
         @functools.wraps(view)
         def protected(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
             try:
-                verification = authenticate(request, required)
+                verification = verify(request, required)
             except APIKeyError as exc:
                 return problem_response(exc, request)
             _bind(request, verification.key)
@@ -176,7 +187,7 @@ class APIKeyRequiredMixin(View):
         if self.view_is_async:
             return self._adispatch(request, *args, **kwargs)
         try:
-            verification = authenticate(request, self.get_required_scopes(request))
+            verification = verify(request, self.get_required_scopes(request))
         except APIKeyError as exc:
             return problem_response(exc, request)
         _bind(request, verification.key)
@@ -184,7 +195,7 @@ class APIKeyRequiredMixin(View):
 
     async def _adispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
         try:
-            verification = await aauthenticate(request, self.get_required_scopes(request))
+            verification = await averify(request, self.get_required_scopes(request))
         except APIKeyError as exc:
             return problem_response(exc, request)
         _bind(request, verification.key)

@@ -38,11 +38,11 @@ from typing import Annotated, Any, Final
 from apikeys import _http
 from apikeys._async import AsyncKeyManager
 from apikeys._hooks import Verification
-from apikeys._logsafe import log_safe
 from apikeys._manager import KeyManager
 from apikeys._models import APIKey
 from apikeys._policy import required_scopes
-from apikeys.errors import APIKeyError, ConfigurationError, InvalidArgument, RateLimited
+from apikeys._request import RequestGuard, RequestMemo, refusal, route_scopes
+from apikeys.errors import APIKeyError, ConfigurationError
 
 # Submodule imports keep this block sorted alike wherever ruff places ``fastapi``.
 try:
@@ -63,12 +63,14 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         "apikeys.fastapi needs FastAPI: pip install 'apikeys[fastapi]'"
     ) from exc
 
-from apikeys.fastapi._usage import Authenticated, UsageMiddleware, request_slots
+from apikeys.asgi import APIKeyMiddleware, ScopeRequest, memos, verify_call
+from apikeys.asgi import current_key as _scope_key
 
 __all__ = [
     "PROBLEM_RESPONSES",
     "APIKeyAuth",
     "APIKeyHTTPException",
+    "APIKeyRefused",
     "RequiredKey",
     "current_key",
     "installed_auth",
@@ -109,25 +111,37 @@ PROBLEM_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
 """OpenAPI ``responses`` of the problem answers: ``APIRouter(responses=PROBLEM_RESPONSES)``."""
 
 
-class APIKeyHTTPException(HTTPException):
+class APIKeyRefused(HTTPException):
     """What the dependency raises when a request is refused: an ``HTTPException``
-    carrying the RFC 9457 problem of :attr:`error`.
+    carrying the RFC 9457 problem of :attr:`error` (every apikeys adapter's
+    refusal exception is an ``APIKeyRefused`` with ``error`` and ``problem``).
 
     With :meth:`APIKeyAuth.install` it is answered as ``application/problem+json``;
     without, FastAPI's default handler still answers with the right status and
     headers (the problem nested under ``detail``).
 
+    Args:
+        error: The refusal.
+        settings: The auth's settings.
+        request: The refused request (for the log line of a 5xx).
+
     Attributes:
         error: The apikeys error (its ``code`` tells the reason; never sent for 401s).
+        problem: ``(status, headers, body)`` from the request layer.
     """
 
-    def __init__(self, error: APIKeyError, settings: _http.HTTPSettings) -> None:
-        status, headers, body = _http.problem(error, settings)
-        headers.pop("Content-Type", None)
-        if isinstance(error, RateLimited):
-            headers.update(_http.rate_limit_headers(None, error))
+    def __init__(
+        self, error: APIKeyError, settings: _http.HTTPSettings, request: Request | None = None
+    ) -> None:
+        self.problem = refusal(error, settings, ScopeRequest(request.scope) if request else None)
+        status, headers, body = self.problem
+        headers = {k: v for k, v in headers.items() if k != "Content-Type"}
         super().__init__(status_code=status, detail=body, headers=headers)
         self.error = error
+
+
+APIKeyHTTPException = APIKeyRefused
+"""The former name of :class:`APIKeyRefused`."""
 
 
 class _DocumentedScheme(SecurityBase):
@@ -219,7 +233,7 @@ class APIKeyAuth:
 
     Use the instance itself as the dependency: ``Security(auth, scopes=[...])``
     (or :meth:`require_key`). It returns the :class:`~apikeys.APIKey`, sets
-    ``request.state.api_key``, and raises :class:`APIKeyHTTPException` (401, 403,
+    ``request.state.api_key``, and raises :class:`APIKeyRefused` (401, 403,
     429, 503) otherwise. A request is authenticated once, however many
     dependencies ask: later ones only check their extra scopes.
 
@@ -236,6 +250,9 @@ class APIKeyAuth:
         realm: The ``realm`` of ``WWW-Authenticate`` challenges.
         scheme_name: Prefix of the OpenAPI security scheme names
             (``<name>Bearer``, ``<name>Header``, ``<name>Query``).
+        settings: All of the above (and ``require_https``) as one
+            :class:`~apikeys.http.HTTPSettings` (``Settings(...).http``); when
+            given, the individual options are ignored.
 
     Raises:
         ConfigurationError: not a manager, no place to read the key from, or an
@@ -252,19 +269,22 @@ class APIKeyAuth:
         trusted_proxies: Sequence[str] = (),
         realm: str = "api",
         scheme_name: str = "APIKey",
+        settings: _http.HTTPSettings | None = None,
     ) -> None:
         if not isinstance(manager, (KeyManager, AsyncKeyManager)):
             raise ConfigurationError(
                 f"APIKeyAuth needs a KeyManager or an AsyncKeyManager, not {manager!r}"
             )
         self.manager = manager
-        self.settings = _http.HTTPSettings(
+        self.settings = settings or _http.HTTPSettings(
             authorization_header=authorization_header,
             api_key_header=api_key_header,
             query_param=query_param,
             trusted_proxies=tuple(trusted_proxies),
             realm=realm,
         )
+        self.guard = RequestGuard(manager, self.settings)
+        self._verify = verify_call(self.guard)
         self.scheme_name = scheme_name
         self._warned_not_installed = False
         self._default_openapi = _openapi_identity(self.settings, scheme_name) == _DEFAULT_OPENAPI
@@ -287,7 +307,7 @@ class APIKeyAuth:
             The key's record.
 
         Raises:
-            APIKeyHTTPException: the request is refused (401, 403, 429, 503).
+            APIKeyRefused: the request is refused (401, 403, 429, 503).
         """
         return await self.authenticate(request, security_scopes.scopes)
 
@@ -302,47 +322,20 @@ class APIKeyAuth:
             The key's record (also in ``request.state.api_key``).
 
         Raises:
-            APIKeyHTTPException: the request is refused (401, 403, 429, 503).
+            APIKeyRefused: the request is refused (401, 403, 429, 503).
         """
         try:
-            required = required_scopes(scopes)
-        except InvalidArgument as exc:
-            raise self._refuse(
-                ConfigurationError(f"a route requires an invalid scope: {exc}"), request
-            ) from exc
-        slots = request_slots(request.scope)
-        done = slots.get(self)
-        if done is not None:
-            try:
-                self.manager.authorize(done.key, *required)
-            except APIKeyError as exc:
-                raise self._refuse(exc, request) from exc
-            return done.key
-        if self not in slots:
-            self._warn_not_installed()
-        headers = request.headers
-        settings = self.settings
-        ip = settings.client_ip(
-            request.client.host if request.client is not None else None,
-            headers.getlist("x-forwarded-for") if settings.trusted_proxies else (),
-        )
-        try:
-            raw = settings.extract_key(
-                headers.getlist(settings.authorization_header)
-                if settings.authorization_header
-                else (),
-                headers.getlist(settings.api_key_header) if settings.api_key_header else (),
-                request.query_params.getlist(settings.query_param) if settings.query_param else (),
+            required = route_scopes(scopes)
+            table = memos(request.scope)
+            memo = table.get(self)
+            if memo is None:
+                self._warn_not_installed()
+                memo = table[self] = RequestMemo()
+            verification = await self.guard.aauthenticate(
+                memo, ScopeRequest(request.scope), required, verify=self._verify
             )
-            if isinstance(self.manager, AsyncKeyManager):
-                verification = await self.manager.authenticate(raw, scopes=required, ip=ip)
-            else:
-                verification = await run_in_threadpool(
-                    self.manager.authenticate, raw, scopes=required, ip=ip
-                )
         except APIKeyError as exc:
             raise self._refuse(exc, request) from exc
-        slots[self] = Authenticated(verification, ip)
         request.state.api_key = verification.key
         return verification.key
 
@@ -374,8 +367,8 @@ class APIKeyAuth:
         if self in installed:
             return
         app.state.apikeys_auths = [*installed, self]
-        app.add_middleware(UsageMiddleware, auth=self)
-        app.add_exception_handler(APIKeyHTTPException, _answer_http_exception)
+        app.add_middleware(APIKeyMiddleware, guard=self.guard, owner=self)
+        app.add_exception_handler(APIKeyRefused, _answer_http_exception)
         if not installed:
             app.add_exception_handler(APIKeyError, functools.partial(_answer_error, self))
 
@@ -385,10 +378,10 @@ class APIKeyAuth:
         Args:
             error: Any apikeys error (its status decides the response's).
         """
-        return _problem_response(APIKeyHTTPException(error, self.settings))
+        return _problem_response(APIKeyRefused(error, self.settings))
 
-    def _refuse(self, error: APIKeyError, request: Request) -> APIKeyHTTPException:
-        return _refusal(error, self.settings, request)
+    def _refuse(self, error: APIKeyError, request: Request) -> APIKeyRefused:
+        return APIKeyRefused(error, self.settings, request)
 
     def _warn_not_installed(self) -> None:
         if not self._warned_not_installed:
@@ -481,7 +474,7 @@ class APIKeyAuth:
                 self.manager.authorize(key, *security_scopes.scopes)
             except APIKeyError as exc:
                 raise self._refuse(exc, request) from exc
-            request_slots(request.scope)[self] = Authenticated(Verification(key), None)
+            memos(request.scope).setdefault(self, RequestMemo()).verification = Verification(key)
             request.state.api_key = key
             return key
 
@@ -507,25 +500,8 @@ def _problem_response(exc: HTTPException) -> JSONResponse:
     )
 
 
-def _refusal(
-    error: APIKeyError, settings: _http.HTTPSettings, request: Request
-) -> APIKeyHTTPException:
-    """The exception refusing ``request``; server-side failures are logged here."""
-    if error.status >= 500:
-        logger.log(
-            logging.WARNING if error.status == 503 else logging.ERROR,
-            "apikeys: %s %s answered %d (%s): %s",
-            log_safe(request.method),
-            log_safe(request.url.path),
-            error.status,
-            error.code,
-            log_safe(error.message),
-        )
-    return APIKeyHTTPException(error, settings)
-
-
 async def _answer_http_exception(request: Request, exc: Exception) -> JSONResponse:
-    if not isinstance(exc, APIKeyHTTPException):  # pragma: no cover - registered for it only
+    if not isinstance(exc, APIKeyRefused):  # pragma: no cover - registered for it only
         raise exc
     return _problem_response(exc)
 
@@ -545,7 +521,11 @@ def installed_auth(request: Request) -> APIKeyAuth:
     Raises:
         ConfigurationError: none or several are installed.
     """
-    auths = [auth for auth in request_slots(request.scope) if isinstance(auth, APIKeyAuth)]
+    auths = [
+        auth
+        for auth, memo in memos(request.scope).items()
+        if isinstance(auth, APIKeyAuth) and memo.installed
+    ]
     if len(auths) != 1:
         raise ConfigurationError(
             "RequiredKey/require_key need exactly one APIKeyAuth installed with "
@@ -575,7 +555,7 @@ class _InstalledKey:
                     "Annotated[APIKey, Security(auth)] alias"
                 )
         except ConfigurationError as exc:
-            raise _refusal(exc, _DEFAULT_SETTINGS, request) from exc
+            raise APIKeyRefused(exc, _DEFAULT_SETTINGS, request) from exc
         return await auth.authenticate(request, security_scopes.scopes)
 
 
@@ -606,12 +586,11 @@ def require_key(*scopes: str) -> Any:
 
 
 def current_key(request: Request) -> APIKey | None:
-    """The key this request was authenticated with, or ``None`` when no apikeys
-    dependency has run for it (for middleware and logging; protect routes with a
-    dependency, not with this).
+    """The key this request already authenticated with, or ``None`` (no apikeys
+    dependency has run for it); no I/O. For middleware and logging; protect routes
+    with a dependency, not with this.
 
     Args:
         request: The request.
     """
-    key = getattr(request.state, "api_key", None)
-    return key if isinstance(key, APIKey) else None
+    return _scope_key(request)

@@ -29,25 +29,17 @@ from __future__ import annotations
 import functools
 import inspect
 import json
-import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar, cast, overload
 
-from apikeys import _http
+from apikeys import _http, _request
 from apikeys._async import AsyncKeyManager
-from apikeys._hooks import Verification
-from apikeys._logsafe import log_safe
 from apikeys._manager import KeyManager
 from apikeys._models import APIKey
 from apikeys._policy import required_scopes
-from apikeys.errors import (
-    APIKeyError,
-    AuthenticationError,
-    ConfigurationError,
-    IPNotAllowed,
-    RateLimited,
-)
+from apikeys._request import RequestGuard, RequestMemo, refusal, route_scopes
+from apikeys.errors import APIKeyError, ConfigurationError
 from apikeys.flask._config import FlaskSettings, build_manager, load_settings
 
 try:
@@ -68,8 +60,6 @@ __all__ = [
     "require_key",
 ]
 
-logger = logging.getLogger("apikeys")
-
 EXTENSION_NAME: Final = "apikeys"
 """The key of the extension's per-app state in ``app.extensions``."""
 
@@ -78,19 +68,40 @@ _REQUEST_STATE: Final = "apikeys.flask"
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-@dataclass(slots=True)
-class _RequestState:
-    """What apikeys learnt about one request (kept in its WSGI environ).
+class _FlaskRequest:
+    """The request layer's view of a WSGI request (read straight from the environ)."""
 
-    A request is authenticated once however many layers ask (a protected
-    blueprint, then a route's own scopes); later layers only check their scopes.
-    """
+    __slots__ = ("environ",)
 
-    verification: Verification | None = None
-    error: APIKeyError | None = None
-    ip: str | None = None
-    reported: bool = False
-    manager: KeyManager | None = None
+    def __init__(self, environ: dict[str, Any]) -> None:
+        self.environ = environ
+
+    @property
+    def method(self) -> str:
+        return str(self.environ.get("REQUEST_METHOD", "GET"))
+
+    @property
+    def path(self) -> str:
+        return request.path if has_request_context() else "-"
+
+    @property
+    def scheme(self) -> str:
+        return str(self.environ.get("wsgi.url_scheme", "http"))
+
+    @property
+    def peer(self) -> str | None:
+        return self.environ.get("REMOTE_ADDR") or None
+
+    def header(self, name: str) -> list[str]:
+        # A WSGI environ holds at most one value per header: the server joined
+        # repeated lines with commas (extract_key splits them again, so a second
+        # credential never slips through). A direct read is what
+        # request.headers.getlist returns, without its scan of the environ.
+        value = self.environ.get("HTTP_" + name.upper().replace("-", "_"))
+        return [] if value is None else [value]
+
+    def query(self, name: str) -> list[str]:
+        return request.args.getlist(name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,11 +111,16 @@ class _AppState:
     extension: APIKeys
     manager: KeyManager
     settings: FlaskSettings
+    guard: RequestGuard = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "guard", RequestGuard(self.manager, self.settings.http))
 
 
 class APIKeyRefused(HTTPException):
     """Raised when a request is refused: an ``HTTPException`` whose response is the
-    RFC 9457 problem of :attr:`error` (401, 403, 429, 503).
+    RFC 9457 problem of :attr:`error` (401, 403, 429, 503). Every apikeys
+    adapter's refusal exception is an ``APIKeyRefused`` with ``error`` and ``problem``.
 
     Flask answers it with that response. To answer refusals your own way,
     register a handler for this class: ``@app.errorhandler(APIKeyRefused)``
@@ -112,10 +128,12 @@ class APIKeyRefused(HTTPException):
 
     Attributes:
         error: The apikeys error (its ``code`` tells the reason; never sent for 401s).
+        problem: ``(status, headers, body)`` from the request layer.
     """
 
     def __init__(self, error: APIKeyError, settings: _http.HTTPSettings) -> None:
-        response = problem_response(error, settings)
+        self.problem = _refusal(error, settings)
+        response = _response(self.problem)
         super().__init__(description=error.message, response=response)
         self.code = response.status_code
         self.error = error
@@ -247,13 +265,12 @@ def _app_state(app: Flask | None = None) -> _AppState:
     return state
 
 
-def _request_state() -> _RequestState:
+def _memo() -> RequestMemo:
     environ = request.environ
-    state = environ.get(_REQUEST_STATE)
-    if not isinstance(state, _RequestState):
-        state = _RequestState()
-        environ[_REQUEST_STATE] = state
-    return state
+    memo = environ.get(_REQUEST_STATE)
+    if not isinstance(memo, RequestMemo):
+        memo = environ[_REQUEST_STATE] = RequestMemo(installed=True)
+    return memo
 
 
 def get_manager(app: Flask | None = None) -> KeyManager:
@@ -282,53 +299,11 @@ def authenticate(*scopes: str) -> APIKey:
         ConfigurationError: the app is not set up, or a scope is invalid.
     """
     app_state = _app_state()
+    required = route_scopes(scopes)
     try:
-        required = required_scopes(scopes)
-    except APIKeyError as exc:
-        raise ConfigurationError(f"a view requires an invalid scope: {exc}") from exc
-    try:
-        return _verify(app_state, required).key
+        return app_state.guard.authenticate(_memo(), _FlaskRequest(request.environ), required).key
     except APIKeyError as exc:
         raise APIKeyRefused(exc, app_state.settings.http) from exc
-
-
-def _header(environ: dict[str, Any], name: str | None) -> list[str]:
-    """Every value of header ``name``: a WSGI environ holds at most one, because the
-    server joined repeated header lines with commas (``extract_key`` splits them
-    again, so a second credential never slips through). A direct environ read is
-    what ``request.headers.getlist`` returns, without its scan of the environ."""
-    if name is None:
-        return []
-    key = "HTTP_" + name.upper().replace("-", "_")
-    value = environ.get(key)
-    return [] if value is None else [value]
-
-
-def _verify(app_state: _AppState, required: tuple[str, ...]) -> Verification:
-    current = _request_state()
-    if current.verification is not None:
-        app_state.manager.authorize(current.verification.key, *required)
-        return current.verification
-    if current.error is not None:
-        raise current.error
-    settings = app_state.settings.http
-    environ = request.environ
-    current.ip = settings.client_ip(
-        environ.get("REMOTE_ADDR") or None,
-        _header(environ, "X-Forwarded-For") if settings.trusted_proxies else (),
-    )
-    try:
-        raw = settings.extract_key(
-            _header(environ, settings.authorization_header),
-            _header(environ, settings.api_key_header),
-            request.args.getlist(settings.query_param) if settings.query_param else (),
-        )
-        verification = app_state.manager.authenticate(raw, scopes=required, ip=current.ip)
-    except (AuthenticationError, IPNotAllowed) as exc:
-        current.error = exc  # holds whatever scopes a later layer asks
-        raise
-    current.verification, current.manager = verification, app_state.manager
-    return verification
 
 
 @overload
@@ -383,13 +358,14 @@ def _decorator(required: tuple[str, ...]) -> Callable[[F], F]:
 
 
 def get_current_key() -> APIKey | None:
-    """The key that authenticated the current request, or ``None`` (no request, or
-    no :func:`require_key`/protected blueprint has authenticated it). For logging
-    and after-request hooks; protect views with :func:`require_key`."""
+    """The key the current request already authenticated with, or ``None`` (no
+    request, or no :func:`require_key`/protected blueprint has authenticated it);
+    no I/O. For logging and after-request hooks; protect views with
+    :func:`require_key`."""
     if not has_request_context():
         return None
-    verification = _request_state().verification
-    return verification.key if verification is not None else None
+    memo = request.environ.get(_REQUEST_STATE)
+    return memo.key if isinstance(memo, RequestMemo) else None
 
 
 def _current_key() -> APIKey:
@@ -422,19 +398,17 @@ def problem_response(error: APIKeyError, settings: _http.HTTPSettings | None = N
     if settings is None:
         state = current_app.extensions.get(EXTENSION_NAME) if current_app else None
         settings = state.settings.http if isinstance(state, _AppState) else _DEFAULT_HTTP
-    status, headers, body = _http.problem(error, settings)
-    if isinstance(error, RateLimited):
-        headers.update(_http.rate_limit_headers(None, error))
-    if status >= 500:
-        logger.log(
-            logging.WARNING if status == 503 else logging.ERROR,
-            "apikeys: %s %s answered %d (%s): %s",
-            log_safe(request.method if has_request_context() else "-"),
-            log_safe(request.path if has_request_context() else "-"),
-            status,
-            error.code,
-            log_safe(error.message),
-        )
+    return _response(_refusal(error, settings))
+
+
+def _refusal(error: APIKeyError, settings: _http.HTTPSettings) -> _request.Problem:
+    view = _FlaskRequest(request.environ) if has_request_context() else None
+    return refusal(error, settings, view)
+
+
+def _response(problem: _request.Problem) -> Response:
+    status, headers, body = problem
+    headers = dict(headers)
     content_type = headers.pop("Content-Type", _http.PROBLEM_CONTENT_TYPE)
     return Response(json.dumps(body), status=status, headers=headers, content_type=content_type)
 
@@ -452,38 +426,19 @@ def _route() -> str:
     return rule.rule if rule is not None else request.path
 
 
-def _report(current: _RequestState, status: int) -> None:
-    verification, manager = current.verification, current.manager
-    if verification is None or manager is None or current.reported:
-        return
-    current.reported = True
-    try:
-        manager.record_request(
-            verification.key,
-            method=request.method,
-            route=_route(),
-            status=status,
-            ip=current.ip,
-        )
-    except Exception:
-        logger.exception("apikeys: could not record a request of key %s", verification.key.id)
-
-
 def _after_request(response: Response) -> Response:
-    current = request.environ.get(_REQUEST_STATE)
-    if not isinstance(current, _RequestState) or current.verification is None:
-        return response
-    if not current.reported:
-        limit_headers = _http.rate_limit_headers(current.verification.rate_limit, None)
-        for name, value in limit_headers.items():
+    memo = request.environ.get(_REQUEST_STATE)
+    if isinstance(memo, RequestMemo) and memo.verification is not None:
+        guard = _app_state().guard
+        for name, value in guard.response_headers(memo).items():
             if name not in response.headers:
                 response.headers[name] = value
-    _report(current, response.status_code)
+        guard.finish(memo, request.method, _route(), response.status_code)
     return response
 
 
 def _teardown_request(exc: BaseException | None) -> None:
     """Report a key-authenticated request that ended without a response (500)."""
-    current = request.environ.get(_REQUEST_STATE)
-    if isinstance(current, _RequestState) and not current.reported:
-        _report(current, 500)
+    memo = request.environ.get(_REQUEST_STATE)
+    if isinstance(memo, RequestMemo) and memo.verification is not None:
+        _app_state().guard.finish(memo, request.method, _route(), 500)

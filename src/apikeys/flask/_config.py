@@ -20,6 +20,8 @@ DEFAULTS: Final[Mapping[str, Any]] = {
     "APIKEYS_QUERY_PARAM": None,
     "APIKEYS_TRUSTED_PROXIES": (),
     "APIKEYS_REALM": "api",
+    "APIKEYS_REQUIRE_HTTPS": False,
+    "APIKEYS_HTTPS_EXEMPT_LOOPBACK": True,
     "APIKEYS_DATABASE_URL": None,
     "APIKEYS_PREFIX": None,
     "APIKEYS_MANAGER_OPTIONS": {},
@@ -113,6 +115,8 @@ def load_settings(config: Mapping[str, Any]) -> FlaskSettings:
         query_param=_optional_str(values["APIKEYS_QUERY_PARAM"], "APIKEYS_QUERY_PARAM"),
         trusted_proxies=_list(values["APIKEYS_TRUSTED_PROXIES"], "APIKEYS_TRUSTED_PROXIES"),
         realm=_optional_str(values["APIKEYS_REALM"], "APIKEYS_REALM") or "api",
+        require_https=values["APIKEYS_REQUIRE_HTTPS"],
+        https_exempt_loopback=values["APIKEYS_HTTPS_EXEMPT_LOOPBACK"],
     )
     options = values["APIKEYS_MANAGER_OPTIONS"]
     if not isinstance(options, Mapping):

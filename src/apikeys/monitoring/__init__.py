@@ -29,6 +29,7 @@ from apikeys.monitoring._detectors import (
     FailedSecretBurst,
     ManyAddresses,
     NewNetwork,
+    PlaintextTransport,
     TrafficSpike,
 )
 from apikeys.monitoring._monitor import Monitor
@@ -74,6 +75,7 @@ __all__ = [
     "Monitor",
     "MonitorBase",
     "NewNetwork",
+    "PlaintextTransport",
     "RedisUsageStore",
     "ReviewFinding",
     "SQLAlchemyAuditStore",

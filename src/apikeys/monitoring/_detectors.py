@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 from apikeys.errors import ConfigurationError
-from apikeys.events import AnomalyDetected, Event, KeyVerified, VerificationFailed
+from apikeys.events import AnomalyDetected, Event, KeyExposed, KeyVerified, VerificationFailed
 
 Action = Literal["record", "callback", "suspend"]
 """What a detector's finding leads to, besides the ``AnomalyDetected`` event:
@@ -204,6 +204,28 @@ class FailedSecretBurst(Detector):
             "distinct_addresses": len(addresses),
             "addresses": addresses[:MAX_LISTED],
         }
+
+
+class PlaintextTransport(Detector):
+    """A proven key was sent over plain HTTP to an app with ``require_https``
+    (:class:`~apikeys.events.KeyExposed` with reason ``plaintext_transport``):
+    anyone on the path could read it. Fires on every such report (the key was
+    proven before the report, so ``action="suspend"`` cannot be aimed at someone
+    else's key).
+
+    Args:
+        **options: ``action`` (``"record"`` by default; ``"suspend"`` takes the key
+            out of service until an operator enables or rotates it),
+            ``callback``, ``cooldown``, ``max_keys`` (see :class:`Detector`).
+    """
+
+    name: ClassVar[str] = "plaintext_transport"
+    watches: ClassVar[tuple[type[Event], ...]] = (KeyExposed,)
+
+    def _observe(self, event: Event) -> dict[str, Any] | None:
+        if not isinstance(event, KeyExposed) or event.reason != "plaintext_transport":
+            return None
+        return {"reason": event.reason, "ip": event.ip}
 
 
 class ManyAddresses(Detector):

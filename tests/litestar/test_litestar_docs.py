@@ -1,0 +1,26 @@
+"""The Python blocks of docs/integrations/litestar.md run as written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from apikeys.testing import auth_headers
+from web_battery import TestClient
+from web_support import doc_namespace
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "integrations" / "litestar.md"
+
+
+def test_the_documented_app_works() -> None:
+    namespace = doc_namespace(DOC, "litestar_doc_example")
+    app, keys = namespace["app"], namespace["keys"]
+    with TestClient(app) as client:
+        import asyncio
+
+        reader = asyncio.run(keys.create(owner="team-1", scopes=["orders:read"])).plaintext
+        assert client.get("/orders", headers=auth_headers(reader)).json() == {"owner": "team-1"}
+        assert client.get("/orders").status_code == 401
+        refused = client.post("/orders", headers=auth_headers(reader))
+        assert refused.status_code == 403
+        assert refused.json()["missing_scopes"] == ["orders:write"]
+        assert client.get("/whoami", headers=auth_headers(reader)).json() == {"owner": "team-1"}
