@@ -129,6 +129,13 @@ class Dashboard:
                 [("Cache-Control", "max-age=3600")],
                 content_type="text/css; charset=utf-8",
             )
+        if path == "/favicon.svg":
+            return DashboardResponse(
+                200,
+                pages.FAVICON,
+                [("Cache-Control", "max-age=86400")],
+                content_type="image/svg+xml",
+            )
         if path == "/":
             view = self.queries.overview(period_of(q.get("period")))
             return self._page(request, 200, pages.overview(root, view, now))
@@ -236,7 +243,8 @@ class Dashboard:
             ("Content-Security-Policy", pages.CSP),
             ("X-Content-Type-Options", "nosniff"),
             ("X-Frame-Options", "DENY"),
-            ("Referrer-Policy", "no-referrer"),
+            # Not no-referrer: with it, browsers send "Origin: null" on the forms' POSTs.
+            ("Referrer-Policy", "same-origin"),
         ]
 
     def _page(

@@ -20,7 +20,8 @@ STYLE = b"""
 :root{font-family:system-ui,sans-serif;color:#1b1b1b;background:#fafafa;line-height:1.4}
 body{margin:0}main{max-width:1100px;margin:0 auto;padding:1rem}
 header{background:#1f2a44;padding:.5rem 1rem}header a{color:#fff;margin-right:1rem}
-.skip{position:absolute;left:-999px}.skip:focus{left:1rem;top:1rem;background:#fff;padding:.5rem}
+.skip{position:absolute;left:-999px}
+.skip:focus{left:auto;right:1rem;top:.3rem;background:#fff;padding:.2rem .5rem}
 a{color:#1a4f8b}a[aria-current]{font-weight:bold;text-decoration:none}
 a:focus-visible,button:focus-visible,input:focus-visible,select:focus-visible{
 outline:3px solid #e8a317;outline-offset:2px}
@@ -43,7 +44,15 @@ button.danger{background:#b3261e;color:#fff;border:1px solid #7d1a15}
 form.filters{display:flex;flex-wrap:wrap;gap:.5rem;align-items:end}
 form.filters label{display:flex;flex-direction:column;font-size:.9rem}
 .notice{background:#e8f1fb;border:1px solid #a9c6e8;padding:.5rem 1rem}
+.grid>section{min-width:0;overflow-x:auto}dl{display:grid;grid-template-columns:11rem 1fr;
+gap:.2rem 1rem}dd{margin:0}
 """
+
+FAVICON = (
+    b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16">'
+    b'<circle cx="5" cy="8" r="4" fill="#1f2a44"/><rect x="8" y="7" width="8" height="2" '
+    b'fill="#1f2a44"/></svg>'
+)
 
 CSP = (
     "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
@@ -75,7 +84,8 @@ def layout(root: str, title: str, body: str, *, current: str = "") -> str:
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
         f"<title>{esc(title)} · API keys</title>"
-        f'<link rel="stylesheet" href="{esc(root)}/style.css"></head><body>'
+        f'<link rel="stylesheet" href="{esc(root)}/style.css">'
+        f'<link rel="icon" href="{esc(root)}/favicon.svg" type="image/svg+xml"></head><body>'
         '<a class="skip" href="#main">Skip to content</a>'
         f'<header><nav aria-label="Dashboard">{nav}</nav></header>'
         f'<main id="main" tabindex="-1">{body}</main></body></html>'
