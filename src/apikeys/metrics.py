@@ -1,0 +1,323 @@
+"""Metrics and traces for the monitoring stack an operator already runs.
+
+- :class:`PrometheusMetrics` (``pip install 'apikeys[prometheus]'``): counters of
+  verifications by outcome, rate-limit refusals by kind, lifecycle events,
+  anomalies and dropped events, and a histogram of verification durations.
+- :class:`OpenTelemetryTracing` (``pip install 'apikeys[opentelemetry]'``, the
+  API only): an ``apikeys.verify`` span per verification carrying the key id
+  (the owner only when asked).
+
+Both attach to a manager with ``instrument(manager)``, which wraps its
+``authenticate`` (``verify`` goes through it) on that one instance: the outcome
+and duration are read there, around the call, so no ``key.verified`` event has
+to be built on the request path for them. Labels never carry a key id unless
+``per_key=True`` (each key would be a time series of its own).
+
+Example::
+
+    from prometheus_client import start_http_server
+    from apikeys.metrics import PrometheusMetrics
+
+    metrics = PrometheusMetrics()
+    metrics.instrument(keys)         # a KeyManager or AsyncKeyManager
+    metrics.watch(monitor)           # events it dropped become a counter
+    start_http_server(9100)
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from apikeys._base import ManagerBase
+from apikeys.errors import APIKeyError, ConfigurationError
+from apikeys.events import Event
+
+__all__ = ["DURATION_BUCKETS", "LIFECYCLE_TYPES", "OpenTelemetryTracing", "PrometheusMetrics"]
+
+LIFECYCLE_TYPES = frozenset(
+    {
+        "key.created",
+        "key.revoked",
+        "key.rotated",
+        "key.updated",
+        "key.suspended",
+        "key.enabled",
+        "key.purged",
+    }
+)
+"""Events counted by ``apikeys_lifecycle_events_total{event=...}``."""
+
+DURATION_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05)
+"""Histogram buckets in seconds: a cached verification takes microseconds, an
+Argon2 one milliseconds."""
+
+_Begin = Callable[[], Any]
+_End = Callable[[Any, Any, BaseException | None], None]
+
+
+def _wrap(manager: ManagerBase, name: str, begin: _Begin, end: _End) -> None:
+    """Wrap ``manager.authenticate`` on this one instance (``verify`` calls it):
+    ``state = begin()`` before each call, ``end(state, result, error)`` after,
+    for the blocking and the awaitable manager alike.
+
+    Raises:
+        ConfigurationError: not a manager, or already wrapped by ``name``.
+    """
+    if not isinstance(manager, ManagerBase):
+        raise ConfigurationError("instrument() takes a KeyManager or an AsyncKeyManager")
+    marker = f"_apikeys_{name}"
+    if getattr(manager, marker, False):
+        raise ConfigurationError(f"this manager is already instrumented by {name}")
+    inner = manager.authenticate  # type: ignore[attr-defined]
+    wrapper: Any
+    if inspect.iscoroutinefunction(inner):
+
+        @functools.wraps(inner)
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            state = begin()
+            try:
+                result = await inner(*args, **kwargs)
+            except BaseException as exc:
+                end(state, None, exc)
+                raise
+            end(state, result, None)
+            return result
+
+    else:
+
+        @functools.wraps(inner)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            state = begin()
+            try:
+                result = inner(*args, **kwargs)
+            except BaseException as exc:
+                end(state, None, exc)
+                raise
+            end(state, result, None)
+            return result
+
+    manager.authenticate = wrapper  # type: ignore[attr-defined]
+    setattr(manager, marker, True)
+
+
+def _outcome(error: BaseException | None) -> str:
+    if error is None:
+        return "ok"
+    return error.code if isinstance(error, APIKeyError) else "error"
+
+
+class PrometheusMetrics:
+    """Counters and a histogram in a ``prometheus_client`` registry; also an event
+    sink for lifecycle events and anomalies.
+
+    Metrics (with the default ``namespace="apikeys"``):
+
+    - ``apikeys_verifications_total{outcome}``: ``ok`` or the error code
+      (``invalid_secret``, ``revoked``, ``rate_limited``...).
+    - ``apikeys_verification_duration_seconds{result}``: ``ok`` or ``refused``.
+    - ``apikeys_rate_limited_total{kind}``: ``rate_limited``, ``quota_exceeded``,
+      ``too_many_failures``.
+    - ``apikeys_lifecycle_events_total{event}``: ``key.created``, ``key.revoked``...
+    - ``apikeys_anomalies_total{detector}``.
+    - ``apikeys_events_dropped_total``: what watched monitors dropped.
+
+    Args:
+        registry: Where to register (default: ``prometheus_client.REGISTRY``).
+        namespace: Prefix of the metric names.
+        per_key: Add a ``key_id`` label to verifications (one series per key:
+            only for a few keys).
+        buckets: Histogram buckets in seconds.
+
+    Raises:
+        ConfigurationError: ``prometheus-client`` is not installed.
+    """
+
+    def __init__(
+        self,
+        registry: Any = None,
+        *,
+        namespace: str = "apikeys",
+        per_key: bool = False,
+        buckets: tuple[float, ...] = DURATION_BUCKETS,
+    ) -> None:
+        try:
+            import prometheus_client as prom
+        except ImportError as exc:
+            raise ConfigurationError(
+                "PrometheusMetrics needs prometheus-client: pip install 'apikeys[prometheus]'"
+            ) from exc
+        self.registry = prom.REGISTRY if registry is None else registry
+        self.per_key = per_key
+        self._watched: list[Any] = []
+        r = self.registry
+        labels = ["outcome", "key_id"] if per_key else ["outcome"]
+        self.verifications = prom.Counter(
+            "verifications",
+            "Key verifications by outcome.",
+            labels,
+            namespace=namespace,
+            registry=r,
+        )
+        self.duration = prom.Histogram(
+            "verification_duration_seconds",
+            "Time spent in verify/authenticate.",
+            ["result"],
+            namespace=namespace,
+            buckets=buckets,
+            registry=r,
+        )
+        self.rate_limited = prom.Counter(
+            "rate_limited",
+            "Verified keys refused by a limit, by kind.",
+            ["kind"],
+            namespace=namespace,
+            registry=r,
+        )
+        self.lifecycle = prom.Counter(
+            "lifecycle_events",
+            "Key lifecycle events.",
+            ["event"],
+            namespace=namespace,
+            registry=r,
+        )
+        self.anomalies = prom.Counter(
+            "anomalies",
+            "Anomalies detected, by detector.",
+            ["detector"],
+            namespace=namespace,
+            registry=r,
+        )
+        self._ok = self.duration.labels("ok")
+        self._refused = self.duration.labels("refused")
+        self._counts: dict[str, Any] = {}
+        r.register(_DroppedCollector(self, f"{namespace}_events_dropped"))
+
+    event_types: frozenset[str] = LIFECYCLE_TYPES | {"key.anomaly"}
+    """Only these are built for this sink: no event per verification."""
+
+    def __repr__(self) -> str:
+        return f"PrometheusMetrics(per_key={self.per_key})"
+
+    def instrument(self, manager: ManagerBase) -> None:
+        """Count and time every verification of ``manager``, and take its events.
+
+        Raises:
+            ConfigurationError: not a manager, or already instrumented.
+        """
+        _wrap(manager, "prometheus", time.perf_counter, self._observe)
+        manager.add_sink(self)
+
+    def watch(self, monitor: Any) -> None:
+        """Report what ``monitor`` (anything with a ``dropped`` count) dropped."""
+        self._watched.append(monitor)
+
+    def _observe(self, start: float, result: Any, error: BaseException | None) -> None:
+        seconds = time.perf_counter() - start
+        outcome = _outcome(error)
+        (self._ok if error is None else self._refused).observe(seconds)
+        if self.per_key:
+            key_id = result.key.id if result is not None else ""
+            self.verifications.labels(outcome, key_id).inc()
+        else:
+            counter = self._counts.get(outcome)
+            if counter is None:
+                counter = self._counts[outcome] = self.verifications.labels(outcome)
+            counter.inc()
+        if outcome in ("rate_limited", "quota_exceeded", "too_many_failures"):
+            self.rate_limited.labels(outcome).inc()
+
+    def emit(self, event: Event) -> None:
+        """Count a lifecycle event or an anomaly."""
+        if event.type == "key.anomaly":
+            self.anomalies.labels(getattr(event, "detector", "unknown")).inc()
+        elif event.type in LIFECYCLE_TYPES:
+            self.lifecycle.labels(event.type).inc()
+
+
+class _DroppedCollector:
+    """Reads the watched monitors' ``dropped`` counts at scrape time."""
+
+    def __init__(self, metrics: PrometheusMetrics, name: str) -> None:
+        self.metrics = metrics
+        self.name = name
+
+    def describe(self) -> list[Any]:
+        return []
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import CounterMetricFamily
+
+        total = sum(int(getattr(m, "dropped", 0)) for m in self.metrics._watched)
+        yield CounterMetricFamily(
+            self.name, "Events and requests monitors could not deliver.", value=total
+        )
+
+
+class OpenTelemetryTracing:
+    """An ``apikeys.verify`` span around every verification of a manager.
+
+    Attributes set: ``apikeys.outcome`` (``ok`` or the error code) and, once the
+    key is verified, ``apikeys.key_id`` (public: it is part of the key), plus
+    ``apikeys.owner`` with ``include_owner=True``. A refusal sets the span's
+    status to error without recording the exception (its message is generic and
+    its traceback useless). Only the OpenTelemetry API is needed; the SDK and
+    exporters are the application's.
+
+    Args:
+        tracer_provider: Whose tracer to use (default: the global provider).
+        include_owner: Also record the key's owner (personal data in some
+            deployments: off by default).
+
+    Raises:
+        ConfigurationError: ``opentelemetry-api`` is not installed.
+    """
+
+    def __init__(self, tracer_provider: Any = None, *, include_owner: bool = False) -> None:
+        try:
+            from opentelemetry import trace
+        except ImportError as exc:
+            raise ConfigurationError(
+                "OpenTelemetryTracing needs opentelemetry-api: pip install 'apikeys[opentelemetry]'"
+            ) from exc
+        self._trace = trace
+        self.tracer = trace.get_tracer("apikeys", tracer_provider=tracer_provider)
+        self.include_owner = include_owner
+
+    def __repr__(self) -> str:
+        return f"OpenTelemetryTracing(include_owner={self.include_owner})"
+
+    def instrument(self, manager: ManagerBase) -> None:
+        """Trace every verification of ``manager``.
+
+        Raises:
+            ConfigurationError: not a manager, or already instrumented.
+        """
+        _wrap(manager, "opentelemetry", self._begin, self._end)
+
+    def _begin(self) -> tuple[Any, Any]:
+        scope = self.tracer.start_as_current_span("apikeys.verify", record_exception=False)
+        return scope, scope.__enter__()
+
+    def _end(self, state: tuple[Any, Any], result: Any, error: BaseException | None) -> None:
+        scope, span = state
+        if error is None:
+            self._verified(span, result)
+        elif isinstance(error, APIKeyError):
+            self._refused(span, error)
+        else:
+            span.set_status(self._trace.Status(self._trace.StatusCode.ERROR, type(error).__name__))
+        scope.__exit__(None, None, None)
+
+    def _verified(self, span: Any, result: Any) -> None:
+        span.set_attribute("apikeys.outcome", "ok")
+        span.set_attribute("apikeys.key_id", result.key.id)
+        if self.include_owner:
+            span.set_attribute("apikeys.owner", result.key.owner)
+
+    def _refused(self, span: Any, error: APIKeyError) -> None:
+        span.set_attribute("apikeys.outcome", error.code)
+        span.set_status(self._trace.Status(self._trace.StatusCode.ERROR, error.code))
