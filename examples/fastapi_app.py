@@ -27,7 +27,7 @@ from fastapi import FastAPI, HTTPException, Security
 from pydantic import BaseModel, Field
 
 from apikeys import APIKey, KeyManager
-from apikeys.dashboard import DashboardRequest, asgi_app
+from apikeys.dashboard import asgi_app, local_only
 from apikeys.fastapi import PROBLEM_RESPONSES, APIKeyAuth, RequiredKey
 from apikeys.monitoring import Monitor, SQLiteAuditStore, SQLiteUsageStore
 from apikeys.storage import SQLiteStore
@@ -49,13 +49,6 @@ def database_path() -> str:
     return os.environ.get("APIKEYS_DB", "apikeys.db")
 
 
-def local_operator(request: DashboardRequest) -> str | None:
-    """The dashboard's access check: browsers on this machine, not through a proxy.
-    A real app checks its own login here (see docs/dashboard.md)."""
-    direct = request.client == "127.0.0.1" and "x-forwarded-for" not in request.headers
-    return "local operator" if direct else None
-
-
 def create_app(database: str | Path | None = None) -> FastAPI:
     """The shop app, its keys in the SQLite file ``database``."""
     keys = KeyManager(SQLiteStore(str(database or database_path())), prefix=PREFIX)
@@ -74,7 +67,8 @@ def create_app(database: str | Path | None = None) -> FastAPI:
     app = FastAPI(title="Shop", lifespan=lifespan, responses=PROBLEM_RESPONSES)
     auth.install(app)
     app.state.keys = keys
-    app.mount("/apikeys", asgi_app(monitor, authorize=local_operator))
+    # The key dashboard; local_only lets in this machine's browsers: use your login.
+    app.mount("/apikeys", asgi_app(monitor, authorize=local_only))
 
     @app.get("/health")
     async def health() -> dict[str, str]:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from apikeys.dashboard._core import Authorize, Dashboard
+from apikeys.dashboard._core import Authorize, Dashboard, local_only
 from apikeys.dashboard._http import DashboardRequest, DashboardResponse
 from apikeys.monitoring import Monitor
 
@@ -30,6 +30,7 @@ __all__ = [
     "DashboardRequest",
     "DashboardResponse",
     "asgi_app",
+    "local_only",
     "wsgi_app",
 ]
 

@@ -32,6 +32,23 @@ Authorize = Callable[[DashboardRequest], object]
 (a ``str``, kept in the audit trail), ``True`` (allowed, unnamed) or a false
 value (refused: 403)."""
 
+_FORWARDING = ("forwarded", "x-forwarded-for", "x-real-ip")
+
+
+def local_only(request: DashboardRequest) -> str | None:
+    """An ``authorize`` for development and the examples: browsers on this machine
+    (a loopback client address, no proxy forwarding headers) as ``"local"``.
+
+    Warning:
+        Behind a reverse proxy on the same machine every request comes from
+        loopback; the forwarding-header check refuses what a proxy marks, but a
+        real deployment checks its own login instead.
+    """
+    loopback = request.client in ("127.0.0.1", "::1")
+    forwarded = any(name in request.headers for name in _FORWARDING)
+    return "local" if loopback and not forwarded else None
+
+
 CSRF_COOKIE = "apikeys_csrf"
 _KEY_PATH = re.compile(r"/keys/([0-9A-Za-z]{1,64})(?:/(revoke|rotate|suspend|enable))?")
 _GRACES = {"0": timedelta(0), "3600": timedelta(hours=1), "86400": timedelta(days=1)}
