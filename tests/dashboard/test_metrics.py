@@ -3,7 +3,6 @@ SDK with its in-memory exporter."""
 
 from __future__ import annotations
 
-
 import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import generate_latest
@@ -62,9 +61,7 @@ def test_prometheus_rate_limits_anomalies_and_drops(clock: ManualClock) -> None:
     with pytest.raises(RateLimited):
         keys.verify(issued.plaintext)
     assert value(registry, "apikeys_rate_limited_total", kind="rate_limited") == 1
-    assert (
-        value(registry, "apikeys_verifications_total", outcome="ok", key_id=issued.key.id) == 2
-    )
+    assert value(registry, "apikeys_verifications_total", outcome="ok", key_id=issued.key.id) == 2
     from apikeys.events import AnomalyDetected
 
     keys._emit(AnomalyDetected(at=clock(), key_id=issued.key.id, detector="new_network"))
