@@ -116,7 +116,7 @@ def pages(monitor: Monitor, ids: list[str]) -> str:
         "keys list, search by name (scans 2,000)": page("/keys", q="key 99999"),
         "one key, 24h": page(f"/keys/{busy}", period="24h"),
         "one key, 365d": page(f"/keys/{busy}", period="365d"),
-        "review, first 500 keys": page("/review"),
+        "review, first 250 keys": page("/review"),
     }
     results = interleaved(cases, rounds=5, per_round=4, warmup=2)  # type: ignore[arg-type]
     return table(

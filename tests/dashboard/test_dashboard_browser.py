@@ -129,7 +129,8 @@ def test_traffic_then_revoke_from_the_page(browser: Any, server: tuple[str, Path
     base, database = server
     with KeyManager(SQLiteStore(str(database)), prefix="shop") as keys:
         issued = keys.create(owner="acme-corp", name="checkout", scopes=["orders:read"])
-        keys.create(owner="other-corp", name="idle")
+        retired = keys.create(owner="other-corp", name="retired")
+        keys.revoke(retired.key.id, reason="replaced")
     key_id = issued.key.id
     auth = {"Authorization": f"Bearer {issued.plaintext}"}
     with httpx.Client(base_url=base, timeout=10) as http:
@@ -137,12 +138,16 @@ def test_traffic_then_revoke_from_the_page(browser: Any, server: tuple[str, Path
             assert http.get("/orders", headers=auth).status_code == 200
         for _ in range(2):
             assert http.get("/orders/99", headers=auth).status_code == 404
+        gone = {"Authorization": f"Bearer {retired.plaintext}"}
+        assert http.get("/orders", headers=gone).status_code == 401
 
         browser.get(f"{base}/apikeys/")
         assert browser.title.startswith("Overview")
         top = browser.find_element(By.XPATH, "//h2[text()='Top keys']/..")
         assert key_id in top.text
         assert "7" in top.find_element(By.XPATH, f".//tr[contains(., '{key_id}')]").text
+        failures = browser.find_element(By.XPATH, "//h2[text()='Failures by code']/..")
+        assert "revoked 1" in failures.text
         _shot(browser, "overview")
 
         # Keyboard only: the skip link comes first, then the navigation.

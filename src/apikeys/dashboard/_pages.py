@@ -35,7 +35,7 @@ padding:.5rem 1rem;min-width:9rem}.card b{font-size:1.5rem;display:block}
 .axis{font-size:11px;fill:#555}.legend span{margin-right:1rem}.swatch{display:inline-block;
 width:.8rem;height:.8rem;margin-right:.25rem;vertical-align:middle}
 .sw-2xx{background:#2f7d4f}.sw-3xx{background:#3a6ea5}.sw-4xx{background:#c27c0e}
-.sw-5xx{background:#b3261e}.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(320px,1fr));
+.sw-5xx{background:#b3261e}.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(440px,1fr));
 gap:1rem}.state{padding:0 .4rem;border-radius:.2rem;background:#e4e4e4}
 .state-active{background:#d5ecd9}.state-revoked{background:#f6d4d1}.state-disabled{background:#f7e6c4}
 .up{color:#2f7d4f}.down{color:#b3261e}button{padding:.3rem .8rem;font:inherit;cursor:pointer}

@@ -34,7 +34,7 @@ PERIODS: Mapping[str, tuple[timedelta, str]] = {
 
 DEFAULT_PERIOD = "24h"
 FAILURE_TYPES = ("key.verification_failed", "key.rate_limited")
-FAILURE_SCAN = 5000
+FAILURE_SCAN = 2000
 """Failure entries read to count failures by code (newest first); past it the
 page says "at least"."""
 TOP = 10
@@ -42,7 +42,7 @@ LIST_PAGE = 50
 LIST_SCAN = 2000
 """Keys read per list page when filtering by prefix or text (the store filters
 by owner and state itself)."""
-REVIEW_PAGE = 500
+REVIEW_PAGE = 250
 EXPIRING_WITHIN = timedelta(days=14)
 NEAR_LIMIT = 0.8
 AUDIT_PAGE = 50
@@ -183,7 +183,7 @@ class Queries:
             codes[code] = codes.get(code, 0) + 1
         view.failure_codes = sorted(codes.items(), key=lambda item: (-item[1], item[0]))
         view.failures_capped = len(failures) >= FAILURE_SCAN
-        view.anomalies = self._recent(types=("key.anomaly",), limit=TOP)
+        view.anomalies = self._recent(types=("key.anomaly",), since=since, limit=TOP)
         view.findings, view.expiring, view.review_next = self.review(None)
         return view
 

@@ -297,7 +297,8 @@ class SQLAlchemyUsageStore:
             sa.Column("route", sa.String(MAX_ROUTE_LENGTH), primary_key=True),
             sa.Column("status", sa.Integer(), primary_key=True, autoincrement=False),
             sa.Column("count", sa.BigInteger(), nullable=False),
-            sa.Index(f"{p}usage_bucket", "granularity", "bucket"),
+            # Covers the cross-key totals (and, with the key columns, top keys and routes).
+            sa.Index(f"{p}usage_bucket", "granularity", "bucket", "status", "count"),
         )
         self.ip_table = sa.Table(
             f"{p}usage_ips",

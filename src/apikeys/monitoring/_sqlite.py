@@ -335,7 +335,8 @@ class SQLiteUsageStore:
                 count INTEGER NOT NULL,
                 PRIMARY KEY (key_id, granularity, bucket, method, route, status)
             ) WITHOUT ROWID;
-            CREATE INDEX IF NOT EXISTS {p}usage_bucket ON {p}usage (granularity, bucket);
+            CREATE INDEX IF NOT EXISTS {p}usage_bucket
+                ON {p}usage (granularity, bucket, status, count);
             CREATE TABLE IF NOT EXISTS {p}usage_ips (
                 key_id TEXT NOT NULL,
                 day INTEGER NOT NULL,
