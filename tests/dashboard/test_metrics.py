@@ -130,3 +130,11 @@ def test_opentelemetry_owner_by_opt_in(clock: ManualClock, spans: object) -> Non
 def test_instrument_refuses_what_is_not_a_manager() -> None:
     with pytest.raises(ConfigurationError):
         PrometheusMetrics(CollectorRegistry()).instrument(object())  # type: ignore[arg-type]
+
+
+def test_the_docs_example_runs() -> None:
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "metrics.md").read_text()
+    block = text.split("```python\n", 1)[1].split("```", 1)[0]
+    exec(compile(block, "docs/metrics.md", "exec"), {})  # noqa: S102  (our own docs)
