@@ -221,7 +221,12 @@ def test_security_headers_and_cookie_flags(client: Any) -> None:
     assert "focus-visible" in css.text
 
 
-def test_unknown_pages_and_methods(client: Any) -> None:
+def test_unknown_pages_methods_and_odd_parameters(client: Any, manager: KeyManager) -> None:
+    key_id = manager.create(owner="team-1").key.id
+    for odd in ("²", "9" * 40, "-1", "abc"):
+        page = client.get(f"/apikeys/keys/{key_id}?before={odd}&period={odd}", headers=HEADERS)
+        assert page.status_code == 200
+    assert client.get("/apikeys/keys?after=%00'%22", headers=HEADERS).status_code == 200
     assert client.get("/apikeys/nope", headers=HEADERS).status_code == 404
     assert client.get("/apikeys/keys/AAAAAAAAAAAAAAAA", headers=HEADERS).status_code == 404
     assert client.delete("/apikeys/", headers=HEADERS).status_code == 405

@@ -182,7 +182,11 @@ class Dashboard:
             if action is None:
                 before = q.get("before", "")
                 detail = self.queries.key(
-                    key_id, period_of(q.get("period")), int(before) if before.isdigit() else None
+                    key_id,
+                    period_of(q.get("period")),
+                    int(before)
+                    if before.isascii() and before.isdigit() and len(before) <= 18
+                    else None,
                 )
                 return self._page(
                     request, 200, pages.key_page(root, detail, now, q.get("done") or None)
