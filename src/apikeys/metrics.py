@@ -35,20 +35,15 @@ from typing import Any
 from apikeys._base import ManagerBase
 from apikeys.errors import APIKeyError, ConfigurationError
 from apikeys.events import Event
+from apikeys.monitoring._monitor_base import DEFAULT_AUDIT_TYPES
 
 __all__ = ["DURATION_BUCKETS", "LIFECYCLE_TYPES", "OpenTelemetryTracing", "PrometheusMetrics"]
 
-LIFECYCLE_TYPES = frozenset(
-    {
-        "key.created",
-        "key.revoked",
-        "key.rotated",
-        "key.updated",
-        "key.suspended",
-        "key.enabled",
-        "key.purged",
-    }
-)
+LIFECYCLE_TYPES = DEFAULT_AUDIT_TYPES - {
+    "key.verification_failed",
+    "key.rate_limited",
+    "key.anomaly",
+}
 """Events counted by ``apikeys_lifecycle_events_total{event=...}``."""
 
 DURATION_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05)

@@ -320,20 +320,14 @@ class Queries:
 
     def lineage(self, key: APIKey) -> list[APIKey]:
         """The key's rotation chain, oldest first (at most 20 each way)."""
-        before: list[APIKey] = []
-        current = key
-        while current.replaces and len(before) < LINEAGE_DEPTH:
-            found = self._get(current.replaces)
-            if found is None:
-                break
-            before.append(found)
-            current = found
-        after: list[APIKey] = []
-        current = key
-        while current.replaced_by and len(after) < LINEAGE_DEPTH:
-            found = self._get(current.replaced_by)
-            if found is None:
-                break
-            after.append(found)
-            current = found
-        return [*reversed(before), key, *after]
+        return [*reversed(self._chain(key, "replaces")), key, *self._chain(key, "replaced_by")]
+
+    def _chain(self, key: APIKey, link: str) -> list[APIKey]:
+        found: list[APIKey] = []
+        current: APIKey | None = key
+        while current is not None and len(found) < LINEAGE_DEPTH:
+            following = getattr(current, link)
+            current = self._get(following) if following else None
+            if current is not None:
+                found.append(current)
+        return found
