@@ -122,6 +122,7 @@ def _shot(driver: Any, name: str) -> None:
     driver.save_screenshot(str(ARTIFACTS / f"{name}.png"))
 
 
+@pytest.mark.slow
 def test_traffic_then_revoke_from_the_page(browser: Any, server: tuple[str, Path]) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
