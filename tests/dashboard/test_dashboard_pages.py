@@ -273,3 +273,44 @@ async def test_asgi_app_mounted_in_starlette(
         )
         assert done.status_code == 303
     assert manager.get(issued.key.id).revoked_at is not None
+
+
+def test_overview_shows_limits_anomalies_expiring_and_review(clock: ManualClock) -> None:
+    from werkzeug.test import Client
+
+    from apikeys.events import AnomalyDetected
+    from apikeys.ratelimit import KeyRateLimiter
+    from apikeys.testing import test_hasher
+
+    limiter = KeyRateLimiter(clock=clock)
+    keys = KeyManager(
+        MemoryStore(), prefix="acme", hasher=test_hasher(), clock=clock, rate_limiter=limiter
+    )
+    busy = keys.create(owner="team-1", name="busy", rate_limits=["5/minute"])
+    soon = keys.create(owner="team-2", name="soon", expires_in=timedelta(days=3)).key
+    broad = keys.create(owner="team-3", name="broad", scopes=["*"]).key
+    with Monitor(keys) as monitor:
+        for _ in range(4):
+            key = keys.verify(busy.plaintext)
+            keys.record_request(key, method="GET", route="/x", status=200)
+        keys._emit(AnomalyDetected(at=clock(), key_id=busy.key.id, detector="new_network"))
+        client = Client(Dashboard(monitor, authorize=authorize).wsgi())
+        html = client.get("/", headers=HEADERS).text
+    near = html[html.index("Near a limit") : html.index("Recent anomalies")]
+    assert busy.key.id in near
+    assert "5/minute" in near
+    assert "80%" in near
+    anomalies = html[html.index("Recent anomalies") : html.index("Expiring within")]
+    assert "new_network" in anomalies
+    expiring = html[html.index("Expiring within") : html.index("Hygiene review")]
+    assert soon.id in expiring
+    assert broad.id not in expiring
+    review = html[html.index("Hygiene review") :]
+    assert broad.id in review
+    assert "holds *" in review
+
+
+def test_head_renders_no_body(client: Any) -> None:
+    response = client.head("/apikeys/", headers=HEADERS)
+    assert response.status_code == 200
+    assert response.data == b""
