@@ -1,6 +1,6 @@
 """The dashboard in a real browser (Debian's chromium through selenium) against the
-FastAPI example served by a real uvicorn on 127.0.0.1: traffic shows up, a key is
-revoked from the page, and the next API call with it is refused.
+example apps served on 127.0.0.1 (FastAPI on uvicorn, Flask on werkzeug): traffic
+shows up, a key is revoked from the page, and the next API call with it is refused.
 
 Screenshots are kept in ``test-artifacts/dashboard/`` (git-ignored). Without a
 browser the test skips, except under CI, where it fails.
@@ -78,20 +78,35 @@ def browser(tmp_path: Path) -> Iterator[Any]:
         driver.quit()
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """``uvicorn examples.fastapi_app:app`` on a free loopback port: (base URL, db)."""
+def _command(framework: str, port: int) -> list[str]:
+    if framework == "fastapi":
+        return [
+            *(sys.executable, "-m", "uvicorn", "examples.fastapi_app:app"),
+            *("--host", "127.0.0.1", "--port", str(port), "--no-proxy-headers"),
+        ]
+    return [
+        *(sys.executable, "-m", "flask", "--app", "examples.flask_app", "run"),
+        *("--host", "127.0.0.1", "--port", str(port), "--no-reload", "--no-debugger"),
+    ]
+
+
+@pytest.fixture(params=["fastapi", "flask"])
+def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
+    """An example app (uvicorn or werkzeug's server) on a free loopback port:
+    (framework, base URL, its key database)."""
     database = tmp_path / "shop.db"
     port = _free_port()
-    log_path = tmp_path / "uvicorn.log"
+    log_path = tmp_path / "server.log"
+    environment = {
+        **os.environ,
+        "APIKEYS_DB": str(database),  # the FastAPI example
+        "FLASK_APIKEYS_DATABASE_URL": f"sqlite:///{database}",  # the Flask example
+    }
     with log_path.open("w") as log:
         process = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "uvicorn", "examples.fastapi_app:app"),
-                *("--host", "127.0.0.1", "--port", str(port), "--no-proxy-headers"),
-            ],
+            _command(request.param, port),
             cwd=ROOT,
-            env={**os.environ, "APIKEYS_DB": str(database)},
+            env=environment,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -105,9 +120,9 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
                 except httpx.TransportError:
                     pass
                 if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail("uvicorn did not start:\n" + log_path.read_text())
+                    pytest.fail("the server did not start:\n" + log_path.read_text())
                 time.sleep(0.05)  # waiting for the server to listen
-            yield base, database
+            yield request.param, base, database
         finally:
             process.terminate()
             try:
@@ -117,17 +132,18 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
                 process.wait()
 
 
-def _shot(driver: Any, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    driver.save_screenshot(str(ARTIFACTS / f"{name}.png"))
+def _shot(driver: Any, framework: str, name: str) -> None:
+    folder = ARTIFACTS / framework
+    folder.mkdir(parents=True, exist_ok=True)
+    driver.save_screenshot(str(folder / f"{name}.png"))
 
 
 @pytest.mark.slow
-def test_traffic_then_revoke_from_the_page(browser: Any, server: tuple[str, Path]) -> None:
+def test_traffic_then_revoke_from_the_page(browser: Any, server: tuple[str, str, Path]) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
-    base, database = server
+    framework, base, database = server
     with KeyManager(SQLiteStore(str(database)), prefix="shop") as keys:
         issued = keys.create(owner="acme-corp", name="checkout", scopes=["orders:read"])
         retired = keys.create(owner="other-corp", name="retired")
@@ -149,7 +165,7 @@ def test_traffic_then_revoke_from_the_page(browser: Any, server: tuple[str, Path
         assert "7" in top.find_element(By.XPATH, f".//tr[contains(., '{key_id}')]").text
         failures = browser.find_element(By.XPATH, "//h2[text()='Failures by code']/..")
         assert "revoked 1" in failures.text
-        _shot(browser, "overview")
+        _shot(browser, framework, "overview")
 
         # Keyboard only: the skip link comes first, then the navigation.
         body = browser.find_element(By.TAG_NAME, "body")
@@ -162,17 +178,19 @@ def test_traffic_then_revoke_from_the_page(browser: Any, server: tuple[str, Path
         assert "q=checkout" in browser.current_url  # filters live in the URL
         browser.find_element(By.LINK_TEXT, key_id).click()
         assert "7 requests." in browser.page_source
-        assert "/orders/{order_id}" in browser.page_source
+        routes = browser.find_element(By.XPATH, "//h2[text()='Routes and statuses']/..")
+        assert "/orders" in routes.text
+        assert "404" in routes.text
         assert issued.plaintext not in browser.page_source
-        _shot(browser, "key")
+        _shot(browser, framework, "key")
 
         browser.find_element(By.PARTIAL_LINK_TEXT, "Revoke").click()
         browser.find_element(By.NAME, "reason").send_keys("leaked in a log")
-        _shot(browser, "confirm-revoke")
+        _shot(browser, framework, "confirm-revoke")
         browser.find_element(By.XPATH, "//button[@type='submit']").click()
         assert "Revoked." in browser.find_element(By.CSS_SELECTOR, "[role=status]").text
         assert "leaked in a log" in browser.page_source
-        _shot(browser, "revoked")
+        _shot(browser, framework, "revoked")
 
         refused = http.get("/orders", headers=auth)
         assert refused.status_code == 401
