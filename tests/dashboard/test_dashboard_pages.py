@@ -314,3 +314,34 @@ def test_head_renders_no_body(client: Any) -> None:
     response = client.head("/apikeys/", headers=HEADERS)
     assert response.status_code == 200
     assert response.data == b""
+
+
+@pytest.mark.anyio
+async def test_asgi_app_over_an_async_monitor(clock: ManualClock) -> None:
+    from apikeys import AsyncKeyManager
+    from apikeys.monitoring import AsyncMonitor
+    from apikeys.testing import test_hasher
+
+    keys = AsyncKeyManager(MemoryStore(), prefix="acme", hasher=test_hasher(), clock=clock)
+    monitor = AsyncMonitor(keys)
+    issued = await keys.create(owner="team-1", name="async")
+    keys.record_request(issued.key, method="GET", route="/a", status=200)
+    app = asgi_app(monitor, authorize=authorize)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        overview = await http.get("/", headers=HEADERS)
+        assert overview.status_code == 200
+        assert issued.key.id in overview.text
+        listed = await http.get("/keys?q=async", headers=HEADERS)
+        assert issued.key.id in listed.text
+        confirm = await http.get(f"/keys/{issued.key.id}/suspend", headers=HEADERS)
+        done = await http.post(
+            f"/keys/{issued.key.id}/suspend",
+            data={"csrf": csrf_of(confirm.text)},
+            headers=HEADERS,
+        )
+        assert done.status_code == 303
+    assert (await keys.get(issued.key.id)).disabled_at is not None
+    with pytest.raises(ConfigurationError, match="asgi"):
+        Dashboard(monitor, authorize=authorize).wsgi()
+    await monitor.aclose()

@@ -22,7 +22,7 @@ from typing import Any
 
 from apikeys.dashboard._core import Authorize, Dashboard, local_only
 from apikeys.dashboard._http import DashboardRequest, DashboardResponse
-from apikeys.monitoring import Monitor
+from apikeys.monitoring import AsyncMonitor, Monitor
 
 __all__ = [
     "Authorize",
@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 
-def asgi_app(monitor: Monitor, *, authorize: Authorize | None) -> Any:
+def asgi_app(monitor: Monitor | AsyncMonitor, *, authorize: Authorize | None) -> Any:
     """The dashboard of ``monitor`` as an ASGI application.
 
     Raises:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
+from apikeys.dashboard._bridge import BlockingAsyncMonitor
 from apikeys.dashboard._http import MAX_BODY, DashboardRequest, parse_form, parse_pairs
 
 if TYPE_CHECKING:
@@ -66,6 +67,9 @@ class ASGIDashboard:
             return
         body = await _body(receive) if scope.get("method") == "POST" else b""
         request = asgi_request(scope, body)
+        monitor = self.dashboard.monitor
+        if isinstance(monitor, BlockingAsyncMonitor):
+            monitor.loop = asyncio.get_running_loop()
         response = await asyncio.to_thread(self.dashboard.handle, request)
         await send(
             {

@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 from apikeys.dashboard import _pages as pages
+from apikeys.dashboard._bridge import BlockingAsyncMonitor, watched
 from apikeys.dashboard._http import DashboardRequest, DashboardResponse, url
 from apikeys.dashboard._queries import Queries, period_of
 from apikeys.errors import (
@@ -23,7 +24,7 @@ from apikeys.errors import (
     KeyNotFound,
     StorageError,
 )
-from apikeys.monitoring import Monitor
+from apikeys.monitoring import AsyncMonitor, Monitor
 
 logger = logging.getLogger("apikeys.dashboard")
 
@@ -63,25 +64,25 @@ class Dashboard:
     rotation made from the dashboard.
 
     Args:
-        monitor: The monitor whose stores and manager the pages read.
+        monitor: The monitor whose stores and manager the pages read. An
+            :class:`~apikeys.monitoring.AsyncMonitor` is served by :meth:`asgi`
+            only (its manager's calls run on the application's event loop).
         authorize: Called with every request; see :data:`Authorize`. Required:
             the dashboard is never open by default.
         title: Shown in the browser's title bar.
 
     Raises:
-        ConfigurationError: no ``authorize`` callable, or not a ``Monitor``.
+        ConfigurationError: no ``authorize`` callable, or not a monitor.
     """
 
-    def __init__(self, monitor: Monitor, *, authorize: Authorize | None) -> None:
+    def __init__(self, monitor: Monitor | AsyncMonitor, *, authorize: Authorize | None) -> None:
         if authorize is None or not callable(authorize):
             raise ConfigurationError(
                 "the dashboard needs authorize=<callable(request)>: it is never open by default"
             )
-        if not isinstance(monitor, Monitor):
-            raise ConfigurationError("the dashboard reads a Monitor (of a KeyManager)")
-        self.monitor = monitor
+        self.monitor = watched(monitor)
         self.authorize = authorize
-        self.queries = Queries(monitor)
+        self.queries = Queries(self.monitor)
 
     def __repr__(self) -> str:
         return f"Dashboard({self.monitor!r})"
@@ -93,9 +94,15 @@ class Dashboard:
         return ASGIDashboard(self)
 
     def wsgi(self) -> Any:
-        """This dashboard as a WSGI application (Flask: see ``docs/dashboard.md``)."""
+        """This dashboard as a WSGI application (Flask: see ``docs/dashboard.md``).
+
+        Raises:
+            ConfigurationError: the monitor is an AsyncMonitor (serve it with asgi()).
+        """
         from apikeys.dashboard._wsgi import WSGIDashboard
 
+        if isinstance(self.monitor, BlockingAsyncMonitor):
+            raise ConfigurationError("an AsyncMonitor's dashboard is served by asgi() only")
         return WSGIDashboard(self)
 
     # --- the one entry point --------------------------------------------------------

@@ -9,9 +9,9 @@ from datetime import datetime, timedelta, timezone
 
 from apikeys import _keyformat
 from apikeys._models import APIKey, KeyState
+from apikeys.dashboard._bridge import Watched
 from apikeys.dashboard._svg import status_class
 from apikeys.errors import APIKeyError, InvalidArgument, KeyNotFound
-from apikeys.monitoring import Monitor
 from apikeys.monitoring._audit import AuditEntry, AuditHistory
 from apikeys.monitoring._review import ReviewFinding, review_key
 from apikeys.monitoring._usage import (
@@ -126,7 +126,7 @@ class KeyDetail:
 class Queries:
     """Reads for the pages, over one monitor (and its manager)."""
 
-    def __init__(self, monitor: Monitor) -> None:
+    def __init__(self, monitor: Watched) -> None:
         self.monitor = monitor
         self.manager = monitor.manager
 
