@@ -345,3 +345,19 @@ async def test_asgi_app_over_an_async_monitor(clock: ManualClock) -> None:
     with pytest.raises(ConfigurationError, match="asgi"):
         Dashboard(monitor, authorize=authorize).wsgi()
     await monitor.aclose()
+
+
+def test_importing_the_dashboard_and_metrics_loads_no_framework() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, apikeys.dashboard, apikeys.metrics\n"
+        "heavy = ('starlette', 'flask', 'django', 'werkzeug', 'fastapi', 'prometheus_client',"
+        " 'opentelemetry', 'sqlalchemy')\n"
+        "print([m for m in heavy if m in sys.modules])"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.strip() == "[]"
