@@ -39,6 +39,12 @@ def test_prometheus_counts_outcomes_durations_and_lifecycle(manager: KeyManager)
     assert value(registry, "apikeys_verification_duration_seconds_count", result="ok") == 3
     assert value(registry, "apikeys_verification_duration_seconds_count", result="refused") == 2
     assert value(registry, "apikeys_verification_duration_seconds_sum", result="ok") > 0
+    cumulative = [
+        value(registry, "apikeys_verification_duration_seconds_bucket", result="ok", le=le)
+        for le in ("5e-05", "0.001", "0.05", "+Inf")
+    ]
+    assert cumulative == sorted(cumulative)
+    assert cumulative[-1] == 3
     assert value(registry, "apikeys_lifecycle_events_total", event="key.created") == 1
     assert value(registry, "apikeys_lifecycle_events_total", event="key.revoked") == 1
     text = generate_latest(registry).decode()
@@ -127,9 +133,11 @@ def test_opentelemetry_owner_by_opt_in(clock: ManualClock, spans: object) -> Non
     assert span.attributes["apikeys.owner"] == "team-9"
 
 
-def test_instrument_refuses_what_is_not_a_manager() -> None:
+def test_instrument_refuses_what_is_not_a_manager_and_bad_buckets() -> None:
     with pytest.raises(ConfigurationError):
         PrometheusMetrics(CollectorRegistry()).instrument(object())  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="buckets"):
+        PrometheusMetrics(CollectorRegistry(), buckets=(0.1, 0.01))
 
 
 def test_the_docs_example_runs() -> None:
