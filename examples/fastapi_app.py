@@ -10,6 +10,8 @@ Run (the database is ``apikeys.db`` in the working directory, or ``$APIKEYS_DB``
     python examples/fastapi_app.py serve            # or: uvicorn examples.fastapi_app:app
     curl -H "Authorization: Bearer <key>" http://127.0.0.1:8000/orders
 
+The key dashboard is at http://127.0.0.1:8000/apikeys/ (from this machine only).
+
 Open http://127.0.0.1:8000/docs, press "Authorize" and paste the key into *one*
 of the two schemes (a request carrying two credentials is refused).
 """
@@ -25,7 +27,9 @@ from fastapi import FastAPI, HTTPException, Security
 from pydantic import BaseModel, Field
 
 from apikeys import APIKey, KeyManager
+from apikeys.dashboard import asgi_app, local_only
 from apikeys.fastapi import PROBLEM_RESPONSES, APIKeyAuth, RequiredKey
+from apikeys.monitoring import Monitor, SQLiteAuditStore, SQLiteUsageStore
 from apikeys.storage import SQLiteStore
 
 PREFIX = "shop"
@@ -48,6 +52,8 @@ def database_path() -> str:
 def create_app(database: str | Path | None = None) -> FastAPI:
     """The shop app, its keys in the SQLite file ``database``."""
     keys = KeyManager(SQLiteStore(str(database or database_path())), prefix=PREFIX)
+    db = str(database or database_path())
+    monitor = Monitor(keys, audit_store=SQLiteAuditStore(db), usage_store=SQLiteUsageStore(db))
     # A KeyManager (blocking) runs in the thread pool; an AsyncKeyManager is awaited.
     auth = APIKeyAuth(keys)
     orders: dict[int, Order] = {}
@@ -55,11 +61,14 @@ def create_app(database: str | Path | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
+        monitor.close()
         keys.close()
 
     app = FastAPI(title="Shop", lifespan=lifespan, responses=PROBLEM_RESPONSES)
     auth.install(app)
     app.state.keys = keys
+    # The key dashboard; local_only lets in this machine's browsers: use your login.
+    app.mount("/apikeys", asgi_app(monitor, authorize=local_only))
 
     @app.get("/health")
     async def health() -> dict[str, str]:

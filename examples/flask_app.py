@@ -14,6 +14,8 @@ Run from the repository root::
     flask --app examples.flask_app apikeys create --owner demo -s orders:read -s orders:write
     flask --app examples.flask_app run          # or: python examples/flask_app.py
     curl -H "Authorization: Bearer <key>" http://127.0.0.1:5000/orders
+
+The key dashboard is at http://127.0.0.1:5000/apikeys/ (from this machine only).
 """
 
 from __future__ import annotations
@@ -22,8 +24,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Blueprint, Flask, abort, request
+from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
+from apikeys.dashboard import local_only, wsgi_app
 from apikeys.flask import APIKeys, current_key, get_manager, require_key
+from apikeys.monitoring import Monitor
 
 keys = APIKeys()  # no manager: each app builds one from its APIKEYS_* config
 
@@ -97,6 +102,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     keys.protect_blueprint(admin, "admin:read")
     app.register_blueprint(admin)
     keys.init_app(app)
+    # The key dashboard; local_only lets in this machine's browsers: use your login.
+    dashboard = wsgi_app(Monitor(get_manager(app)), authorize=local_only)
+    app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {"/apikeys": dashboard})  # type: ignore[method-assign]
     return app
 
 

@@ -2,6 +2,11 @@
 is shown once, on the page answering the form, and stored nowhere), revoke and
 rotate. The hash is never shown; a key's record is read-only — every change goes
 through the manager (version-checked, evented), never through ``save()``.
+
+The usage dashboard (:mod:`apikeys.dashboard`) is served inside the admin at
+``<admin>/apikeys/apikeyrecord/dashboard/`` for staff with the view permission
+(actions need the change permission); :func:`use_monitor` says which monitor
+it reads.
 """
 
 from __future__ import annotations
@@ -24,7 +29,28 @@ from apikeys.django.models import APIKeyRecord
 from apikeys.django.store import state_filter, to_db
 from apikeys.errors import APIKeyError, ConfigurationError
 
-__all__ = ["APIKeyRecordAdmin", "IssueKeyForm"]
+__all__ = ["APIKeyRecordAdmin", "IssueKeyForm", "use_monitor"]
+
+_dashboard: list[Any] = []  # the Dashboard the admin serves, made on first use
+
+
+def use_monitor(monitor: Any) -> None:
+    """Serve the admin's dashboard over ``monitor`` (a
+    :class:`~apikeys.monitoring.Monitor` of the configured manager). Without a
+    call, the first dashboard request makes a Monitor with in-memory stores on
+    ``get_manager()``, which sees only this process's traffic from then on."""
+    from apikeys.dashboard import Dashboard
+
+    _dashboard[:] = [Dashboard(monitor, authorize=lambda request: False)]
+
+
+def _admin_dashboard() -> Any:
+    if not _dashboard:
+        from apikeys.monitoring import Monitor
+
+        use_monitor(Monitor(get_manager()))
+    return _dashboard[0]
+
 
 _ISSUED = "_apikeys_issued"
 _DETAIL_FIELDS = (
@@ -216,6 +242,58 @@ class APIKeyRecordAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     ordering = ("-created_at",)
     actions = ("revoke_keys", "rotate_keys")
     issued_template = "admin/apikeys/issued.html"
+    change_list_template = "admin/apikeys/change_list.html"
+
+    # --- the usage dashboard ------------------------------------------------------------
+
+    def get_urls(self) -> list[Any]:
+        from django.urls import path
+        from django.views.decorators.csrf import csrf_exempt
+
+        # The dashboard's forms carry its own CSRF token, checked by its core.
+        view = self.admin_site.admin_view(csrf_exempt(self.dashboard_view))
+        name = f"{self.opts.app_label}_{self.opts.model_name}_dashboard"
+        return [
+            path("dashboard/", view, name=name),
+            path("dashboard/<path:rest>", view),
+            *super().get_urls(),
+        ]
+
+    def dashboard_view(self, request: HttpRequest, rest: str = "") -> HttpResponse:
+        """The dashboard's pages, for staff who may view keys (change: act on them)."""
+        from django.core.exceptions import PermissionDenied
+        from django.urls import reverse
+
+        from apikeys.dashboard import DashboardRequest
+
+        post = request.method == "POST"
+        allowed = (
+            super().has_change_permission(request) if post else self.has_view_permission(request)
+        )
+        if not allowed:
+            raise PermissionDenied
+        name = f"admin:{self.opts.app_label}_{self.opts.model_name}_dashboard"
+        answer = _admin_dashboard().handle_trusted(
+            DashboardRequest(
+                method=str(request.method),
+                path="/" + rest,
+                root=reverse(name, current_app=self.admin_site.name).rstrip("/"),
+                query=request.GET.dict(),
+                form=request.POST.dict() if post else {},
+                headers={k.lower(): v for k, v in request.headers.items()},
+                client=request.META.get("REMOTE_ADDR"),
+                secure=request.is_secure(),
+                native=request,
+            ),
+            request.user.get_username(),
+        )
+        response = HttpResponse(answer.body, status=answer.status, content_type=answer.content_type)
+        for header, value in answer.headers:
+            if header == "Set-Cookie":
+                response.cookies.load(value)  # Django writes its cookies itself
+            else:
+                response[header] = value
+        return response
 
     # --- what is shown ------------------------------------------------------------------
 

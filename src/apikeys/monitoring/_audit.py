@@ -161,6 +161,29 @@ def row_entry(row: Any) -> AuditEntry:
     )
 
 
+@runtime_checkable
+class AuditHistory(Protocol):
+    """Newest-first reads, for dashboards (the SQL and memory stores have them).
+
+    Contract: ``recent`` returns at most ``limit`` entries, newest (highest id)
+    first, with ``id < before_id`` (paging backwards), ``key_id`` in ``key_ids``,
+    ``type`` in ``types`` and ``at`` in ``[since, until)``, each filter only when
+    given. The SQL stores read through the primary key or the ``(key_id, id)``
+    index, backwards, and stop at ``limit``.
+    """
+
+    def recent(
+        self,
+        *,
+        key_ids: Sequence[str] | None = None,
+        types: Sequence[str] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        before_id: int | None = None,
+        limit: int = 50,
+    ) -> list[AuditEntry]: ...
+
+
 def check_query(limit: int, key_ids: Sequence[str] | None) -> list[str] | None:
     """Validate the common query arguments; returns ``key_ids`` as a list.
 
@@ -249,6 +272,41 @@ class MemoryAuditStore:
             if until is not None and entry.at >= until:
                 continue
             if kinds is not None and entry.type not in kinds:
+                continue
+            found.append(entry)
+            if len(found) >= limit:
+                break
+        return found
+
+    def recent(
+        self,
+        *,
+        key_ids: Sequence[str] | None = None,
+        types: Sequence[str] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        before_id: int | None = None,
+        limit: int = 50,
+    ) -> list[AuditEntry]:
+        """The newest entries first (see :class:`AuditHistory`).
+
+        Raises:
+            InvalidArgument: a limit outside 1-10000.
+        """
+        ids = check_query(limit, key_ids)
+        wanted = None if ids is None else set(ids)
+        kinds = None if types is None else set(types)
+        with self._lock:
+            entries = list(self._entries)
+        found: list[AuditEntry] = []
+        for entry in reversed(entries):
+            if (
+                (before_id is not None and entry.id >= before_id)
+                or (wanted is not None and entry.key_id not in wanted)
+                or (kinds is not None and entry.type not in kinds)
+                or (since is not None and entry.at < since)
+                or (until is not None and entry.at >= until)
+            ):
                 continue
             found.append(entry)
             if len(found) >= limit:

@@ -19,6 +19,7 @@ from apikeys.monitoring._usage import (
     AddressRow,
     CounterRow,
     check_retention,
+    check_top,
     cutoffs,
 )
 
@@ -196,6 +197,44 @@ class SQLAlchemyAuditStore:
             rows = conn.execute(statement).mappings().all()
         return [row_entry(row) for row in rows]
 
+    def recent(
+        self,
+        *,
+        key_ids: Sequence[str] | None = None,
+        types: Sequence[str] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        before_id: int | None = None,
+        limit: int = 50,
+    ) -> list[AuditEntry]:
+        """The newest entries first (see ``AuditHistory``).
+
+        Raises:
+            InvalidArgument: a limit outside 1-10000 or more than 900 key ids.
+            StorageError: the database failed.
+        """
+        ids = check_query(limit, key_ids)
+        if ids is not None and len(ids) > MAX_KEY_IDS:
+            raise InvalidArgument(f"at most {MAX_KEY_IDS} key ids per query")
+        c = self.table.c
+        conditions: list[Any] = []
+        if ids is not None:
+            conditions.append(c.key_id.in_(ids))
+        if types is not None:
+            conditions.append(c.type.in_(list(types)))
+        if since is not None:
+            conditions.append(c.at_us >= to_micros(since))
+        if until is not None:
+            conditions.append(c.at_us < to_micros(until))
+        if before_id is not None:
+            conditions.append(c.id < int(before_id))
+        statement = (
+            self._db.sa.select(self.table).where(*conditions).order_by(c.id.desc()).limit(limit)
+        )
+        with self._db.begin() as conn:
+            rows = conn.execute(statement).mappings().all()
+        return [row_entry(row) for row in rows]
+
     def prune(self, before: datetime) -> int:
         """Delete entries older than ``before``; returns how many.
 
@@ -258,6 +297,8 @@ class SQLAlchemyUsageStore:
             sa.Column("route", sa.String(MAX_ROUTE_LENGTH), primary_key=True),
             sa.Column("status", sa.Integer(), primary_key=True, autoincrement=False),
             sa.Column("count", sa.BigInteger(), nullable=False),
+            # Covers the cross-key totals (and, with the key columns, top keys and routes).
+            sa.Index(f"{p}usage_bucket", "granularity", "bucket", "status", "count"),
         )
         self.ip_table = sa.Table(
             f"{p}usage_ips",
@@ -387,6 +428,46 @@ class SQLAlchemyUsageStore:
         with self._db.begin() as conn:
             rows = conn.execute(statement).all()
         return [AddressRow(r[0], int(r[1]), r[2], int(r[3]), int(r[4]), int(r[5])) for r in rows]
+
+    def totals(self, *, granularity: int, since: int, until: int) -> list[tuple[int, int, int]]:
+        """Requests of all keys per bucket and status (see ``UsageSummaries``).
+
+        Raises:
+            StorageError: the database failed.
+        """
+        sa, c = self._db.sa, self.table.c
+        statement = (
+            sa.select(c.bucket, c.status, sa.func.sum(c.count))
+            .where(c.granularity == granularity, c.bucket >= since, c.bucket < until)
+            .group_by(c.bucket, c.status)
+            .order_by(c.bucket, c.status)
+        )
+        with self._db.begin() as conn:
+            rows = conn.execute(statement).all()
+        return [(int(r[0]), int(r[1]), int(r[2])) for r in rows]
+
+    def top(
+        self, dimension: str, *, granularity: int, since: int, until: int, limit: int = 10
+    ) -> list[tuple[str, int]]:
+        """The busiest keys or routes (see ``UsageSummaries``).
+
+        Raises:
+            InvalidArgument: an unknown dimension or a bad limit.
+            StorageError: the database failed.
+        """
+        sa, c = self._db.sa, self.table.c
+        column = c[check_top(dimension, limit)]
+        total = sa.func.sum(c.count).label("n")
+        statement = (
+            sa.select(column, total)
+            .where(c.granularity == granularity, c.bucket >= since, c.bucket < until)
+            .group_by(column)
+            .order_by(total.desc(), column)
+            .limit(limit)
+        )
+        with self._db.begin() as conn:
+            rows = conn.execute(statement).all()
+        return [(str(r[0]), int(r[1])) for r in rows]
 
     def prune(self, now: datetime) -> int:
         """Delete buckets older than the retention; returns how many rows went.

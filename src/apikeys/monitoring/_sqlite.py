@@ -19,6 +19,7 @@ from apikeys.monitoring._usage import (
     AddressRow,
     CounterRow,
     check_retention,
+    check_top,
     cutoffs,
 )
 
@@ -194,6 +195,38 @@ class SQLiteAuditStore:
             rows = conn.execute(sql, params).fetchall()
         return [row_entry(row) for row in rows]
 
+    def recent(
+        self,
+        *,
+        key_ids: Sequence[str] | None = None,
+        types: Sequence[str] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        before_id: int | None = None,
+        limit: int = 50,
+    ) -> list[AuditEntry]:
+        """The newest entries first (see ``AuditHistory``).
+
+        Raises:
+            InvalidArgument: a limit outside 1-10000 or more than 900 key ids.
+            StorageError: SQLite failed.
+        """
+        sql, params = _audit_select(
+            self.table,
+            check_query(limit, key_ids),
+            None,
+            since,
+            until,
+            types,
+            None,
+            limit,
+            before_id=before_id,
+            newest_first=True,
+        )
+        with self._db.transaction(write=False) as conn:
+            rows = conn.execute(sql, params).fetchall()
+        return [row_entry(row) for row in rows]
+
     def prune(self, before: datetime) -> int:
         """Delete entries older than ``before``; returns how many.
 
@@ -221,6 +254,9 @@ def _audit_select(
     types: Sequence[str] | None,
     after_id: int | None,
     limit: int,
+    *,
+    before_id: int | None = None,
+    newest_first: bool = False,
 ) -> tuple[str, list[Any]]:
     where: list[str] = []
     params: list[Any] = []
@@ -249,9 +285,13 @@ def _audit_select(
     if after_id is not None:
         where.append("id > ?")
         params.append(int(after_id))
+    if before_id is not None:
+        where.append("id < ?")
+        params.append(int(before_id))
     clause = (" WHERE " + " AND ".join(where)) if where else ""
     params.append(limit)
-    return f"SELECT * FROM {table}{clause} ORDER BY id LIMIT ?", params  # noqa: S608
+    order = "id DESC" if newest_first else "id"
+    return f"SELECT * FROM {table}{clause} ORDER BY {order} LIMIT ?", params  # noqa: S608
 
 
 class SQLiteUsageStore:
@@ -295,6 +335,8 @@ class SQLiteUsageStore:
                 count INTEGER NOT NULL,
                 PRIMARY KEY (key_id, granularity, bucket, method, route, status)
             ) WITHOUT ROWID;
+            CREATE INDEX IF NOT EXISTS {p}usage_bucket
+                ON {p}usage (granularity, bucket, status, count);
             CREATE TABLE IF NOT EXISTS {p}usage_ips (
                 key_id TEXT NOT NULL,
                 day INTEGER NOT NULL,
@@ -384,6 +426,40 @@ class SQLiteUsageStore:
             AddressRow(r["key_id"], r["day"], r["ip"], r["count"], r["first_us"], r["last_us"])
             for r in rows
         ]
+
+    def totals(self, *, granularity: int, since: int, until: int) -> list[tuple[int, int, int]]:
+        """Requests of all keys per bucket and status (see ``UsageSummaries``).
+
+        Raises:
+            StorageError: SQLite failed.
+        """
+        with self._db.transaction(write=False) as conn:
+            rows = conn.execute(
+                f"SELECT bucket, status, SUM(count) FROM {self.table} "  # noqa: S608
+                "WHERE granularity = ? AND bucket >= ? AND bucket < ? "
+                "GROUP BY bucket, status ORDER BY bucket, status",
+                (granularity, since, until),
+            ).fetchall()
+        return [(int(r[0]), int(r[1]), int(r[2])) for r in rows]
+
+    def top(
+        self, dimension: str, *, granularity: int, since: int, until: int, limit: int = 10
+    ) -> list[tuple[str, int]]:
+        """The busiest keys or routes (see ``UsageSummaries``).
+
+        Raises:
+            InvalidArgument: an unknown dimension or a bad limit.
+            StorageError: SQLite failed.
+        """
+        column = check_top(dimension, limit)  # one of two fixed names: safe to splice
+        with self._db.transaction(write=False) as conn:
+            rows = conn.execute(
+                f"SELECT {column}, SUM(count) AS n FROM {self.table} "  # noqa: S608
+                "WHERE granularity = ? AND bucket >= ? AND bucket < ? "
+                f"GROUP BY {column} ORDER BY n DESC, {column} LIMIT ?",
+                (granularity, since, until, limit),
+            ).fetchall()
+        return [(str(r[0]), int(r[1])) for r in rows]
 
     def prune(self, now: datetime) -> int:
         """Delete buckets older than the retention; returns how many rows went.

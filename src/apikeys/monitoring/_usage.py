@@ -93,6 +93,53 @@ class UsageStore(Protocol):
     def close(self) -> None: ...
 
 
+SUMMARY_DIMENSIONS = ("key_id", "route")
+"""What :meth:`UsageSummaries.top` can rank."""
+
+MAX_TOP = 1000
+
+
+@runtime_checkable
+class UsageSummaries(Protocol):
+    """Queries across all keys, for dashboards (the SQL and memory stores have them).
+
+    Contract:
+
+    - ``totals`` returns ``(bucket, status, requests)`` of every key together,
+      for buckets of width ``granularity`` with ``since <= bucket < until``,
+      ordered by bucket then status.
+    - ``top`` returns at most ``limit`` ``(value, requests)`` pairs of
+      ``dimension`` (``"key_id"`` or ``"route"``) over the same range, busiest
+      first (ties by value).
+    - Both read only rows of one width in one range (an indexed range scan in
+      the SQL stores) and return bounded results.
+    """
+
+    def totals(self, *, granularity: int, since: int, until: int) -> list[tuple[int, int, int]]: ...
+
+    def top(
+        self, dimension: str, *, granularity: int, since: int, until: int, limit: int = 10
+    ) -> list[tuple[str, int]]: ...
+
+
+def check_top(dimension: str, limit: int) -> str:
+    """Validate the arguments of ``top``; returns the dimension.
+
+    Raises:
+        InvalidArgument: an unknown dimension or a limit outside 1-1000.
+    """
+    if dimension not in SUMMARY_DIMENSIONS:
+        raise InvalidArgument("dimension must be key_id or route")
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_TOP:
+        raise InvalidArgument(f"limit must be between 1 and {MAX_TOP}")
+    return dimension
+
+
+def rank(counts: Mapping[str, int], limit: int) -> list[tuple[str, int]]:
+    """The ``limit`` largest counts, busiest first, ties by value."""
+    return sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:limit]
+
+
 def check_retention(retention: Mapping[str, timedelta] | None) -> dict[str, timedelta]:
     """The retention per width, defaults filled in.
 
@@ -169,6 +216,34 @@ class MemoryUsageStore:
             for k, v in items
             if k[0] == key_id and since <= k[1] < until
         ]
+
+    def totals(self, *, granularity: int, since: int, until: int) -> list[tuple[int, int, int]]:
+        """Requests of all keys per bucket and status (see :class:`UsageSummaries`)."""
+        with self._lock:
+            items = list(self._counts.items())
+        merged: dict[tuple[int, int], int] = {}
+        for k, n in items:
+            if k[1] == granularity and since <= k[2] < until:
+                merged[(k[2], k[5])] = merged.get((k[2], k[5]), 0) + n
+        return [(bucket, status, n) for (bucket, status), n in sorted(merged.items())]
+
+    def top(
+        self, dimension: str, *, granularity: int, since: int, until: int, limit: int = 10
+    ) -> list[tuple[str, int]]:
+        """The busiest keys or routes (see :class:`UsageSummaries`).
+
+        Raises:
+            InvalidArgument: an unknown dimension or a bad limit.
+        """
+        column = 0 if check_top(dimension, limit) == "key_id" else 4
+        with self._lock:
+            items = list(self._counts.items())
+        merged: dict[str, int] = {}
+        for k, n in items:
+            if k[1] == granularity and since <= k[2] < until:
+                value = str(k[column])
+                merged[value] = merged.get(value, 0) + n
+        return rank(merged, limit)
 
     def prune(self, now: datetime) -> int:
         """Delete buckets older than the retention; returns how many rows went."""
