@@ -27,7 +27,7 @@ keeps one per loop, so one store serves any number of loops (threads running
 from __future__ import annotations
 
 import weakref
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
@@ -42,7 +42,9 @@ __all__ = [
     "REDIS_SCHEMES",
     "LoopClients",
     "RedisTarget",
+    "aclose_client",
     "async_client",
+    "close_client",
     "hash_tag",
     "is_redis_url",
     "parse_redis_url",
@@ -204,6 +206,12 @@ def _data_kwargs(target: RedisTarget, timeout: float) -> dict[str, Any]:
     return kwargs
 
 
+def _backoff(redis: Any) -> Any:
+    import redis.backoff
+
+    return redis.backoff.ExponentialBackoff(cap=0.5, base=0.05)
+
+
 def sync_client(url: str, *, timeout: float) -> Any:
     """A blocking client (``redis.Redis`` or ``redis.cluster.RedisCluster``) for ``url``.
 
@@ -221,14 +229,16 @@ def sync_client(url: str, *, timeout: float) -> Any:
     if target.kind == "cluster":
         return redis.cluster.RedisCluster(
             startup_nodes=[redis.cluster.ClusterNode(h, p) for h, p in target.nodes],
-            cluster_error_retry_attempts=_CLUSTER_ATTEMPTS,
+            retry=redis.retry.Retry(_backoff(redis), _CLUSTER_ATTEMPTS),
             **_data_kwargs(target, timeout),
         )
     sentinel = redis.sentinel.Sentinel(
         list(target.nodes), sentinel_kwargs=_sentinel_kwargs(target, timeout),
         **_data_kwargs(target, timeout),
     )  # fmt: skip
-    return sentinel.master_for(target.service, db=target.db)
+    client = sentinel.master_for(target.service, db=target.db)
+    client._apikeys_sentinels = sentinel.sentinels
+    return client
 
 
 def async_client(url: str, *, timeout: float) -> Any:
@@ -244,14 +254,30 @@ def async_client(url: str, *, timeout: float) -> Any:
     if target.kind == "cluster":
         return redis.asyncio.cluster.RedisCluster(
             startup_nodes=[redis.asyncio.cluster.ClusterNode(h, p) for h, p in target.nodes],
-            cluster_error_retry_attempts=_CLUSTER_ATTEMPTS,
+            retry=redis.asyncio.retry.Retry(_backoff(redis), _CLUSTER_ATTEMPTS),
             **_data_kwargs(target, timeout),
         )
     sentinel = redis.asyncio.sentinel.Sentinel(
         list(target.nodes), sentinel_kwargs=_sentinel_kwargs(target, timeout),
         **_data_kwargs(target, timeout),
     )  # fmt: skip
-    return sentinel.master_for(target.service, db=target.db)
+    client = sentinel.master_for(target.service, db=target.db)
+    client._apikeys_sentinels = sentinel.sentinels
+    return client
+
+
+def close_client(client: Any) -> None:
+    """Close a client from :func:`sync_client` (and its Sentinel connections)."""
+    client.close()
+    for sentinel in getattr(client, "_apikeys_sentinels", ()):
+        sentinel.close()
+
+
+async def aclose_client(client: Any) -> None:
+    """Close a client from :func:`async_client` (and its Sentinel connections)."""
+    await client.aclose()
+    for sentinel in getattr(client, "_apikeys_sentinels", ()):
+        await sentinel.aclose()
 
 
 def hash_tag(text: str) -> str:
@@ -286,7 +312,10 @@ T = TypeVar("T")
 class LoopClients(Generic[T]):
     """One lazily made value per event loop (an async client and what hangs on it).
 
-    Entries are weakly keyed by the loop, so a finished loop's entry goes with it.
+    Entries are weakly keyed by the loop. Each value is released on its own loop
+    when that loop shuts down (``asyncio.run`` and ``asyncio.Runner`` finalize
+    async generators before closing the loop; a guard generator per value closes
+    it then), or by :meth:`aclose`.
 
     Args:
         make: Builds the value on the running loop.
@@ -296,11 +325,17 @@ class LoopClients(Generic[T]):
     def __init__(self, make: Callable[[], T], close: Callable[[T], Awaitable[None]]) -> None:
         self._make = make
         self._close = close
-        self._by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, T] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._by_loop: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, tuple[T, AsyncGenerator[None, None]]
+        ] = weakref.WeakKeyDictionary()
 
-    def get(self) -> T:
+    async def _guard(self, value: T) -> AsyncGenerator[None, None]:
+        try:
+            yield
+        finally:
+            await self._close(value)
+
+    async def get(self) -> T:
         """The running loop's value, made on first use.
 
         Raises:
@@ -309,19 +344,19 @@ class LoopClients(Generic[T]):
         import asyncio
 
         loop = asyncio.get_running_loop()
-        value = self._by_loop.get(loop)
-        if value is None:
-            value = self._by_loop[loop] = self._make()
-        return value
+        entry = self._by_loop.get(loop)
+        if entry is None:
+            value = self._make()
+            guard = self._guard(value)
+            await guard.__anext__()  # the loop now tracks it, to finalize at shutdown
+            entry = self._by_loop[loop] = (value, guard)
+        return entry[0]
 
     async def aclose(self) -> None:
-        """Release the running loop's value now, and forget those of other loops
-        (their connections close with their loops)."""
+        """Release the running loop's value now (those of other loops are released
+        when their loops shut down)."""
         import asyncio
 
-        loop = asyncio.get_running_loop()
-        values = dict(self._by_loop)
-        self._by_loop.clear()
-        for owner, value in values.items():
-            if owner is loop:
-                await self._close(value)
+        entry = self._by_loop.pop(asyncio.get_running_loop(), None)
+        if entry is not None:
+            await entry[1].aclose()

@@ -79,7 +79,7 @@ class Deployment:
         self._spawn(
             port,
             ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(home), *extra],
+             "--repl-diskless-sync-delay", "0", "--dir", str(home), *extra],
         )  # fmt: skip
 
     def kill(self, port: int) -> None:
@@ -105,6 +105,12 @@ class Deployment:
         self.processes.clear()
 
 
+def _in_sync(port: int) -> bool:
+    """A master, or a replica whose link to its master is up."""
+    info = _cli(port, "info", "replication")
+    return "role:master" in info or "master_link_status:up" in info
+
+
 def _cluster_ok(port: int) -> bool:
     return "cluster_state:ok" in _cli(port, "cluster", "info")
 
@@ -127,12 +133,23 @@ def start_cluster(root: Path) -> Deployment:
         )  # fmt: skip
         if created.returncode != 0:
             raise ServerError(f"redis-cli --cluster create failed: {created.stdout[-500:]}")
-        for port in CLUSTER_PORTS:
-            _until(f"cluster_state:ok on {port}", lambda p=port: _cluster_ok(p), 30.0)
+        wait_cluster_ok()
     except BaseException:
         deployment.stop()
         raise
     return deployment
+
+
+def wait_cluster_ok() -> None:
+    """Until every node reports ``cluster_state:ok`` and sees no failed node."""
+    for port in CLUSTER_PORTS:
+        _until(
+            f"cluster_state:ok on {port}",
+            lambda p=port: _cluster_ok(p) and "fail" not in _cli(p, "cluster", "nodes"),
+            30.0,
+        )
+    for port in CLUSTER_PORTS:
+        _until(f"{port} in sync", lambda p=port: _in_sync(p), 30.0)
 
 
 def cluster_master_of(key: str) -> int:
@@ -176,16 +193,22 @@ def start_sentinel(root: Path) -> Deployment:
                 f"sentinel parallel-syncs {SERVICE} 2\n"
             )
             deployment._spawn(port, [str(config), "--sentinel"])
-        for port in SENTINEL_PORTS:
-            _until(
-                f"sentinel {port} sees the replicas",
-                lambda p=port: _cli(p, "sentinel", "replicas", SERVICE).count("slave") >= 2,
-                20.0,
-            )
+        wait_sentinel_replicas()
     except BaseException:
         deployment.stop()
         raise
     return deployment
+
+
+def wait_sentinel_replicas() -> None:
+    """Until every Sentinel sees a master and two replicas in sync, none down."""
+
+    def healthy(port: int) -> bool:
+        replicas = _cli(port, "sentinel", "replicas", SERVICE)
+        return replicas.count("slave") >= 2 and "_down" not in replicas
+
+    for port in SENTINEL_PORTS:
+        _until(f"sentinel {port} sees the replicas", lambda p=port: healthy(p), 30.0)
 
 
 def sentinel_master() -> int:
@@ -201,3 +224,15 @@ def sentinel_url(db: int = 0) -> str:
 
 def cluster_url() -> str:
     return "redis+cluster://" + ",".join(f"127.0.0.1:{port}" for port in CLUSTER_PORTS[:3])
+
+
+def forget(url: str, namespace: str) -> None:
+    """Delete every key this test wrote (on every master of a cluster)."""
+    from apikeys._redis import close_client, sync_client
+
+    client = sync_client(url, timeout=2.0)
+    try:
+        for name in list(client.scan_iter(match=namespace + "*")):
+            client.delete(name)
+    finally:
+        close_client(client)

@@ -27,7 +27,14 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from apikeys._redis import hash_tag, parse_redis_url, redis_module, sync_client, translating
+from apikeys._redis import (
+    close_client,
+    hash_tag,
+    parse_redis_url,
+    redis_module,
+    sync_client,
+    translating,
+)
 from apikeys.errors import ConfigurationError, InvalidArgument
 from apikeys.monitoring._usage import (
     GRANULARITIES,
@@ -316,4 +323,4 @@ class RedisUsageStore:
         client, self._script = self._client, None
         if client is not None and self._owns_client:
             self._client = None
-            client.close()
+            close_client(client)

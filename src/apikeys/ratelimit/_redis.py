@@ -11,7 +11,9 @@ from typing import Any
 
 from apikeys._redis import (
     LoopClients,
+    aclose_client,
     async_client,
+    close_client,
     parse_redis_url,
     redis_module,
     sync_client,
@@ -147,10 +149,10 @@ class RedisCounters:
 
     async def _close_async(self, bundle: tuple[Any, Any, Any]) -> None:
         if bundle[0] is not self._async_client:
-            await bundle[0].aclose()
+            await aclose_client(bundle[0])
 
-    def _async(self) -> tuple[Any, Any, Any]:
-        return self._loops.get()
+    async def _async(self) -> tuple[Any, Any, Any]:
+        return await self._loops.get()
 
     @staticmethod
     def _translate() -> AbstractContextManager[None]:
@@ -196,7 +198,7 @@ class RedisCounters:
         """:meth:`apply` on the asyncio client."""
         keys, args = self._arguments(plan, charge)
         with self._translate():
-            _, script, _ = self._async()
+            _, script, _ = await self._async()
             reply = await script(keys=keys, args=args)
         return self._reply(plan, reply)
 
@@ -215,7 +217,7 @@ class RedisCounters:
         """:meth:`clear` on the asyncio client."""
         if names:
             with self._translate():
-                client, _, _ = self._async()
+                client, _, _ = await self._async()
                 await client.delete(*(self.namespace + name for name in names))
 
     def give_back(self, name: str, uses: int, at: float) -> None:
@@ -231,7 +233,7 @@ class RedisCounters:
     async def agive_back(self, name: str, uses: int, at: float) -> None:
         """:meth:`give_back` on the asyncio client."""
         with self._translate():
-            _, _, script = self._async()
+            _, _, script = await self._async()
             await script(keys=[self.namespace + name], args=[str(uses)])
 
     def close(self) -> None:
@@ -239,7 +241,7 @@ class RedisCounters:
         client, self._apply = self._client, None
         if client is not None and self._owns_client:
             self._client = None
-            client.close()
+            close_client(client)
 
     async def aclose(self) -> None:
         """Close the blocking client and the running loop's asyncio client, if this
