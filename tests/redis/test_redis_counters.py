@@ -99,7 +99,8 @@ def test_two_processes_eight_threads_exact(
     limiter = KeyRateLimiter(RedisCounters(topology_url, namespace=namespace), **SETTINGS)  # type: ignore[arg-type]
     try:
         usage = limiter.peek(key, now=clock() + timedelta(minutes=2))
-        assert usage.quota is not None and usage.quota.remaining == 10000 - 2 * LIMIT
+        assert usage.quota is not None
+        assert usage.quota.remaining == 10000 - 2 * LIMIT
         assert usage.limits[1].remaining == 1000 - LIMIT
     finally:
         limiter.close()
@@ -218,7 +219,8 @@ def test_master_killed_during_traffic(
         assert not any(worker.is_alive() for worker in workers)
         # Fail closed: requests during the failover were refused, none let through.
         assert tally["failed_after_kill"] > 0
-        assert tally["limited"] > 0 and recovered_at
+        assert tally["limited"] > 0
+        assert recovered_at
         # Never more than the limit, plus at most one charge per thread that the
         # old master acknowledged but had not yet sent to its replica.
         assert limit <= tally["allowed"] <= limit + threads, tally

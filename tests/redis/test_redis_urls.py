@@ -59,7 +59,8 @@ def test_malformed_urls(url: str) -> None:
 
 
 def test_every_consumer_accepts_every_form() -> None:
-    assert is_redis_url("REDIS+CLUSTER://h:1") and not is_redis_url("memory://")
+    assert is_redis_url("REDIS+CLUSTER://h:1")
+    assert not is_redis_url("memory://")
     for url in ("redis+sentinel://h:1/m", "redis+cluster://h:1", "rediss://h:1/0"):
         limiter = KeyRateLimiter(url)
         assert isinstance(limiter.storage, RedisCounters)
@@ -77,5 +78,6 @@ def test_hash_tags_are_distinct_and_never_cut_short() -> None:
     for tag in tags:
         # The slot is hashed from what lies between the first "{" and the next "}".
         inner = tag[1 : tag.index("}")]
-        assert tag == "{" + inner + "}" and inner
+        assert tag == "{" + inner + "}"
+        assert inner
     assert hash_tag("team-42") == "{team-42}"
