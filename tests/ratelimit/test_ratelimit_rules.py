@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from apikeys import QuotaExceeded, RateLimited
 from apikeys._models import APIKey
 from apikeys._policy import validate_quota, validate_rate_limits
+from apikeys.errors import InvalidArgument
 from apikeys.ratelimit._rules import (
     allows,
     parse_quota,
@@ -25,7 +26,6 @@ from apikeys.ratelimit._rules import (
     tightest,
     used,
 )
-from apikeys.errors import InvalidArgument
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
 
