@@ -5,7 +5,7 @@ and usage counters live in Redis, driven by a bounded load generator on 127.0.0.
 Prints the throughput (with median and p99 latency), the exactness of a quota
 and of the usage counts across workers, and the revocation delay.
 
-    python benchmarks/deployment.py [--workers 2] [--requests 3000] [--concurrency 8]
+    python benchmarks/bench_deployment.py [--workers 2] [--requests 3000] [--concurrency 8]
         [--seconds 60] [--postgres postgresql+psycopg://postgres@127.0.0.1:5432/test]
         [--redis redis://127.0.0.1:6379/0]   # or redis+sentinel://…, redis+cluster://…
 
@@ -261,7 +261,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> int:
             DEPLOY_NAMESPACE=namespace,
         )
         command = [
-            sys.executable, "-m", "uvicorn", "deployment:create_app", "--factory",
+            sys.executable, "-m", "uvicorn", "bench_deployment:create_app", "--factory",
             "--app-dir", os.path.dirname(os.path.abspath(__file__)), "--host", "127.0.0.1",
             "--port", str(port), "--workers", str(args.workers), "--no-access-log",
             "--log-level", "warning",
@@ -316,7 +316,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> int:
 
     done = len(results)
     print(f"machine: {machine()}")
-    print(f"command: python benchmarks/deployment.py {' '.join(argv or sys.argv[1:])}".rstrip())
+    print(f"command: python benchmarks/bench_deployment.py {' '.join(argv or sys.argv[1:])}".rstrip())
     print(f"workers: {args.workers} uvicorn processes; PostgreSQL keys; Redis at {args.redis}")
     print(f"requests: {done} in {wall:.2f} s from {args.concurrency} connections")
     print(f"throughput: {done / wall:.0f} requests/s")
