@@ -88,3 +88,26 @@ def test_flush_of_many_keys_counts_once_across_a_lost_reply(
     finally:
         store.close()
         forget(topology_url, namespace)
+
+
+def test_shared_detector_window(topology_url: str, namespace: str) -> None:
+    """Two detectors (as in two workers) feeding one window on the deployment: the
+    burst split between them fires once."""
+    from apikeys.events import VerificationFailed
+    from apikeys.monitoring import FailedSecretBurst, RedisDetectorState
+
+    states = [RedisDetectorState(topology_url, namespace=namespace) for _ in range(2)]
+    detectors = [FailedSecretBurst(threshold=10, shared=state) for state in states]
+    fired = 0
+    try:
+        for n in range(16):
+            event = VerificationFailed(
+                at=T0 + timedelta(seconds=n), key_id="k" * 16, code="invalid_secret", ip="::1"
+            )
+            if detectors[n % 2].observe(event) is not None:
+                fired += 1
+    finally:
+        for state in states:
+            state.close()
+        forget(topology_url, namespace)
+    assert fired == 1
