@@ -316,7 +316,9 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> int:
 
     done = len(results)
     print(f"machine: {machine()}")
-    print(f"command: python benchmarks/bench_deployment.py {' '.join(argv or sys.argv[1:])}".rstrip())
+    print(
+        f"command: python benchmarks/bench_deployment.py {' '.join(argv or sys.argv[1:])}".rstrip()
+    )
     print(f"workers: {args.workers} uvicorn processes; PostgreSQL keys; Redis at {args.redis}")
     print(f"requests: {done} in {wall:.2f} s from {args.concurrency} connections")
     print(f"throughput: {done / wall:.0f} requests/s")

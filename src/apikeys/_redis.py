@@ -31,7 +31,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
-from urllib.parse import parse_qs, unquote
+from urllib.parse import parse_qs, parse_qsl, unquote, urlencode
 
 from apikeys.errors import ConfigurationError, StorageError
 
@@ -160,6 +160,9 @@ def parse_redis_url(url: str) -> RedisTarget:
         except ValueError:
             raise ConfigurationError("?timeout= must be a number of seconds") from None
     if scheme in _PLAIN:
+        if timeout is not None:  # ours, not redis-py's: keep it out of from_url
+            rest_query = urlencode([(k, v) for k, v in parse_qsl(query) if k != "timeout"])
+            url = url.partition("?")[0] + ("?" + rest_query if rest_query else "")
         return RedisTarget("server", url, timeout=timeout)
     username, password = _credentials(netloc)
     tls = scheme.startswith("rediss")
@@ -225,7 +228,7 @@ def sync_client(url: str, *, timeout: float) -> Any:
     redis = redis_module()
     target = parse_redis_url(url)
     if target.kind == "server":
-        return redis.Redis.from_url(url, **_timeouts(target, timeout))
+        return redis.Redis.from_url(target.url, **_timeouts(target, timeout))
     if target.kind == "cluster":
         return redis.cluster.RedisCluster(
             startup_nodes=[redis.cluster.ClusterNode(h, p) for h, p in target.nodes],
@@ -250,7 +253,7 @@ def async_client(url: str, *, timeout: float) -> Any:
     redis = redis_module()
     target = parse_redis_url(url)
     if target.kind == "server":
-        return redis.asyncio.Redis.from_url(url, **_timeouts(target, timeout))
+        return redis.asyncio.Redis.from_url(target.url, **_timeouts(target, timeout))
     if target.kind == "cluster":
         return redis.asyncio.cluster.RedisCluster(
             startup_nodes=[redis.asyncio.cluster.ClusterNode(h, p) for h, p in target.nodes],

@@ -81,3 +81,16 @@ def test_hash_tags_are_distinct_and_never_cut_short() -> None:
         assert tag == "{" + inner + "}"
         assert inner
     assert hash_tag("team-42") == "{team-42}"
+
+
+def test_timeout_option_is_ours_and_other_options_reach_redis_py() -> None:
+    from apikeys._redis import close_client, sync_client
+
+    target = parse_redis_url("redis://h:1/0?timeout=0.25&health_check_interval=5")
+    assert target.timeout == 0.25
+    assert target.url == "redis://h:1/0?health_check_interval=5"
+    client = sync_client("redis://h:1/0?timeout=0.25&health_check_interval=5", timeout=3.0)
+    kwargs = client.connection_pool.connection_kwargs
+    assert kwargs["socket_timeout"] == 0.25
+    assert kwargs["health_check_interval"] == 5
+    close_client(client)
