@@ -208,7 +208,7 @@ def test_anomaly_evidence_is_not_shared_between_events() -> None:
 
 def test_monitoring_exports_are_unique_and_real() -> None:
     names = apikeys.monitoring.__all__  # ordered by ruff (RUF022: constants first)
-    assert len(set(names)) == len(names) == 35
+    assert len(set(names)) == len(names) == 36
     for name in names:
         value = getattr(apikeys.monitoring, name)
         if isinstance(value, type):

@@ -222,8 +222,9 @@ def test_master_killed_during_traffic(
         assert tally["limited"] > 0
         assert recovered_at
         # Never more than the limit, plus at most one charge per thread that the
-        # old master acknowledged but had not yet sent to its replica.
-        assert limit <= tally["allowed"] <= limit + threads, tally
+        # old master acknowledged but had not yet sent to its replica; fewer only
+        # by charges applied whose reply was lost (the safe side).
+        assert limit - threads <= tally["allowed"] <= limit + threads, tally
         usage = limiter.peek(key, now=now)
         assert usage.limits[0].remaining == 0
         print(
