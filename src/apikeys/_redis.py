@@ -62,6 +62,7 @@ REDIS_SCHEMES: tuple[str, ...] = _PLAIN + _SENTINEL + _CLUSTER
 # A cluster client retries MOVED/ASK and lost nodes this often: enough to follow
 # a failover, few enough that a request fails closed within seconds, not minutes.
 _CLUSTER_ATTEMPTS = 3
+_CONNECTION_RETRIES = 1
 
 
 def redis_module() -> Any:
@@ -184,14 +185,35 @@ def parse_redis_url(url: str) -> RedisTarget:
     )  # fmt: skip
 
 
-def _timeouts(target: RedisTarget, timeout: float) -> dict[str, Any]:
+def _backoff() -> Any:
+    import redis.backoff
+
+    return redis.backoff.ExponentialBackoff(cap=0.5, base=0.05)
+
+
+def _retry(asynchronous: bool, attempts: int) -> Any:
+    # redis-py's default backs off for seconds; a request fails closed sooner.
+    redis = redis_module()
+    if asynchronous:
+        return redis.asyncio.retry.Retry(_backoff(), attempts)
+    import redis.retry
+
+    return redis.retry.Retry(_backoff(), attempts)
+
+
+def _connection(target: RedisTarget, timeout: float, asynchronous: bool) -> dict[str, Any]:
+    """Timeouts and one quick reconnection (a pooled connection may be stale)."""
     seconds = target.timeout if target.timeout is not None else timeout
-    return {"socket_timeout": seconds, "socket_connect_timeout": seconds}
+    return {
+        "socket_timeout": seconds,
+        "socket_connect_timeout": seconds,
+        "retry": _retry(asynchronous, _CONNECTION_RETRIES),
+    }
 
 
-def _sentinel_kwargs(target: RedisTarget, timeout: float) -> dict[str, Any]:
+def _sentinel_kwargs(target: RedisTarget, timeout: float, asynchronous: bool) -> dict[str, Any]:
     options = dict(target.options)
-    kwargs = _timeouts(target, timeout)
+    kwargs = _connection(target, timeout, asynchronous)
     if "sentinel_password" in options:
         kwargs["password"] = options["sentinel_password"]
     if "sentinel_username" in options:
@@ -201,18 +223,18 @@ def _sentinel_kwargs(target: RedisTarget, timeout: float) -> dict[str, Any]:
     return kwargs
 
 
-def _data_kwargs(target: RedisTarget, timeout: float) -> dict[str, Any]:
-    kwargs = _timeouts(target, timeout)
+def _data_kwargs(target: RedisTarget, timeout: float, asynchronous: bool) -> dict[str, Any]:
+    kwargs = _connection(target, timeout, asynchronous)
     kwargs.update(username=target.username, password=target.password)
     if target.tls:
         kwargs["ssl"] = True
     return kwargs
 
 
-def _backoff(redis: Any) -> Any:
-    import redis.backoff
-
-    return redis.backoff.ExponentialBackoff(cap=0.5, base=0.05)
+def _cluster_kwargs(target: RedisTarget, timeout: float, asynchronous: bool) -> dict[str, Any]:
+    kwargs = _data_kwargs(target, timeout, asynchronous)
+    kwargs["retry"] = _retry(asynchronous, _CLUSTER_ATTEMPTS)
+    return kwargs
 
 
 def sync_client(url: str, *, timeout: float) -> Any:
@@ -228,16 +250,15 @@ def sync_client(url: str, *, timeout: float) -> Any:
     redis = redis_module()
     target = parse_redis_url(url)
     if target.kind == "server":
-        return redis.Redis.from_url(target.url, **_timeouts(target, timeout))
+        return redis.Redis.from_url(target.url, **_connection(target, timeout, False))
     if target.kind == "cluster":
         return redis.cluster.RedisCluster(
             startup_nodes=[redis.cluster.ClusterNode(h, p) for h, p in target.nodes],
-            retry=redis.retry.Retry(_backoff(redis), _CLUSTER_ATTEMPTS),
-            **_data_kwargs(target, timeout),
+            **_cluster_kwargs(target, timeout, False),
         )
     sentinel = redis.sentinel.Sentinel(
-        list(target.nodes), sentinel_kwargs=_sentinel_kwargs(target, timeout),
-        **_data_kwargs(target, timeout),
+        list(target.nodes), sentinel_kwargs=_sentinel_kwargs(target, timeout, False),
+        **_data_kwargs(target, timeout, False),
     )  # fmt: skip
     client = sentinel.master_for(target.service, db=target.db)
     client._apikeys_sentinels = sentinel.sentinels
@@ -253,16 +274,15 @@ def async_client(url: str, *, timeout: float) -> Any:
     redis = redis_module()
     target = parse_redis_url(url)
     if target.kind == "server":
-        return redis.asyncio.Redis.from_url(target.url, **_timeouts(target, timeout))
+        return redis.asyncio.Redis.from_url(target.url, **_connection(target, timeout, True))
     if target.kind == "cluster":
         return redis.asyncio.cluster.RedisCluster(
             startup_nodes=[redis.asyncio.cluster.ClusterNode(h, p) for h, p in target.nodes],
-            retry=redis.asyncio.retry.Retry(_backoff(redis), _CLUSTER_ATTEMPTS),
-            **_data_kwargs(target, timeout),
+            **_cluster_kwargs(target, timeout, True),
         )
     sentinel = redis.asyncio.sentinel.Sentinel(
-        list(target.nodes), sentinel_kwargs=_sentinel_kwargs(target, timeout),
-        **_data_kwargs(target, timeout),
+        list(target.nodes), sentinel_kwargs=_sentinel_kwargs(target, timeout, True),
+        **_data_kwargs(target, timeout, True),
     )  # fmt: skip
     client = sentinel.master_for(target.service, db=target.db)
     client._apikeys_sentinels = sentinel.sentinels

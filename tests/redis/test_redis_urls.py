@@ -94,3 +94,30 @@ def test_timeout_option_is_ours_and_other_options_reach_redis_py() -> None:
     assert kwargs["socket_timeout"] == 0.25
     assert kwargs["health_check_interval"] == 5
     close_client(client)
+
+
+@pytest.mark.parametrize(
+    "form", ["redis+cluster://127.0.0.1:{port}", "redis+sentinel://127.0.0.1:{port}/m"]
+)
+def test_unreachable_cluster_or_sentinel_fails_closed(form: str) -> None:
+    """No node answers: a typed StorageError (503), never a driver error."""
+    import socket
+    from datetime import datetime, timezone
+
+    from apikeys import StorageError
+    from apikeys.testing import make_manager
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    limiter = KeyRateLimiter(
+        RedisCounters(form.format(port=port), timeout=0.2), default=["5/minute"]
+    )
+    key = make_manager("acme").create(owner="o").key
+    try:
+        with pytest.raises(StorageError) as failed:
+            limiter.hit(key, now=datetime.now(timezone.utc))
+        assert failed.value.status == 503
+        assert failed.value.__cause__ is not None
+    finally:
+        limiter.close()
