@@ -79,7 +79,7 @@ class RedisCounters:
     Args:
         url: A Redis URL: ``redis://host:port/db``, ``rediss://…``, ``unix://…``,
             ``redis+sentinel://host:port[,host:port]/service[/db]`` or
-            ``redis+cluster://host:port[,host:port]`` (see :mod:`apikeys._redis`).
+            ``redis+cluster://host:port[,host:port]`` (the forms are in docs/ratelimits.md).
         client: A blocking client (``redis.Redis``, ``RedisCluster``) to use
             instead of one made from ``url``.
         async_client: An asyncio client to use instead of those made from ``url``
