@@ -36,6 +36,7 @@ from typing import Any, Final, TypeVar, cast, overload
 
 from apikeys import _http
 from apikeys._async import AsyncKeyManager
+from apikeys.flask._config import FlaskSettings, build_manager, load_settings
 from apikeys._hooks import Verification
 from apikeys._manager import KeyManager
 from apikeys._models import APIKey
@@ -47,7 +48,6 @@ from apikeys.errors import (
     IPNotAllowed,
     RateLimited,
 )
-from apikeys.flask._config import FlaskSettings, build_manager, load_settings
 
 try:
     from flask import Blueprint, Flask, Response, current_app, has_request_context, request
