@@ -289,3 +289,67 @@ def test_detector_state_is_bounded(clock: ManualClock) -> None:
         detector.observe(KeyVerified(at=clock.now, key_id=f"K{i:015d}", ip="10.0.0.1"))
     assert len(detector._keys) == 3
     assert isinstance(detector, Detector)
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("shared", [True, False], ids=["shared", "per-process"])
+def test_burst_spread_over_two_processes(
+    redis_url: str, redis_namespace: str, clock: ManualClock, shared: bool
+) -> None:
+    """12 wrong secrets in each of two processes: 24 within the window, over the
+    threshold of 20 only when the detectors share their window; then exactly one
+    of them fires (the cooldown is shared)."""
+    import multiprocessing
+
+    from monitoring_detector_worker import run
+
+    ctx = multiprocessing.get_context("spawn")
+    gate, results = ctx.Barrier(2), ctx.Queue()
+    args = (redis_url, redis_namespace, "k" * 16, clock.now.isoformat())
+    workers = [
+        ctx.Process(target=run, args=(*args, offset, 12, shared, gate, results))
+        for offset in (0, 1)
+    ]
+    for worker in workers:
+        worker.start()
+    try:
+        fired = [results.get(timeout=60) for _ in workers]
+    finally:
+        for worker in workers:
+            worker.join(timeout=30)
+        import redis
+
+        client = redis.Redis.from_url(redis_url)
+        for name in list(client.scan_iter(match=redis_namespace + "*")):
+            client.delete(name)
+        client.close()
+    assert all(isinstance(n, int) for n in fired), fired
+    assert sum(fired) == (1 if shared else 0)
+
+
+def test_shared_state_down_falls_back_to_the_process_window(
+    clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    import socket
+
+    from apikeys.events import VerificationFailed
+    from apikeys.monitoring import RedisDetectorState
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    state = RedisDetectorState(f"redis://127.0.0.1:{port}/0", timeout=0.2)
+    detector = FailedSecretBurst(threshold=3, shared=state)
+    found = [
+        detector.observe(
+            VerificationFailed(at=clock.now, key_id="k" * 16, code="invalid_secret", ip="::1")
+        )
+        for _ in range(3)
+    ]
+    state.close()
+    assert found[:2] == [None, None]
+    assert found[2] is not None
+    assert found[2]["failures"] == 3
+    assert "shared state of detector failed_secret_burst unavailable" in caplog.text
+    with pytest.raises(ConfigurationError):
+        TrafficSpike(shared=state)  # type: ignore[arg-type]

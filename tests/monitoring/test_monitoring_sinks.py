@@ -208,7 +208,7 @@ def test_anomaly_evidence_is_not_shared_between_events() -> None:
 
 def test_monitoring_exports_are_unique_and_real() -> None:
     names = apikeys.monitoring.__all__  # ordered by ruff (RUF022: constants first)
-    assert len(set(names)) == len(names) == 36  # PlaintextTransport added (issue 15)
+    assert len(set(names)) == len(names) == 37  # PlaintextTransport, RedisDetectorState
     for name in names:
         value = getattr(apikeys.monitoring, name)
         if isinstance(value, type):

@@ -9,6 +9,7 @@ import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -321,3 +322,61 @@ def test_manager_builds_no_request_event_without_a_taker(manager: KeyManager) ->
     assert manager._sinks_for("request.completed") == ()
     manager.record_request(key, method="GET", route="/x", status=200)
     assert [type(e).__name__ for e in seen] == ["KeyCreated"]
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("lost", ["after-apply", "before-apply"])
+def test_redis_flush_counts_once_across_a_lost_reply(
+    manager: KeyManager,
+    clock: ManualClock,
+    redis_url: str,
+    redis_namespace: str,
+    lost: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A flush whose reply is lost (the connection drops after Redis applied it, or
+    before) is retried with the next flush and counted exactly once."""
+    import redis
+
+    store = RedisUsageStore(redis_url, namespace=redis_namespace)
+    recorder = UsageRecorder(store)
+    manager.add_sink(recorder)
+    key, other = _key(manager), _key(manager)
+    send = store._run
+    faults = [lost]
+
+    def drop_reply(calls: Any) -> None:
+        if faults:
+            if faults.pop() == "after-apply":
+                send(calls)
+            raise redis.ConnectionError("connection lost before the reply")
+        send(calls)
+
+    monkeypatch.setattr(store, "_run", drop_reply)
+    try:
+        for n in range(5):
+            manager.record_request(key, method="GET", route="/x", status=200, ip=f"10.0.0.{n}")
+        manager.record_request(other, method="GET", route="/y", status=200, ip="10.0.0.9")
+        with pytest.raises(StorageError):
+            recorder.flush()
+        for n in range(3):
+            manager.record_request(key, method="GET", route="/x", status=200, ip=f"10.0.0.{n}")
+        recorder.flush()
+        recorder.flush()  # nothing new: no second application
+        now = int(clock.now.timestamp())
+        since, until = now - 2 * 86400, now + 2 * 86400
+        for width in (60, 3600, 86400):
+            rows = store.counts(key.id, granularity=width, since=since, until=until)
+            assert sum(r.count for r in rows) == 8, width
+            rows = store.counts(other.id, granularity=width, since=since, until=until)
+            assert sum(r.count for r in rows) == 1, width
+        addresses = store.addresses(key.id, since=since, until=until)
+        assert sorted((a.ip, a.count) for a in addresses) == [
+            ("10.0.0.0", 2), ("10.0.0.1", 2), ("10.0.0.2", 2), ("10.0.0.3", 1), ("10.0.0.4", 1),
+        ]  # fmt: skip
+        assert recorder.dropped == 0
+    finally:
+        client = store._sync()
+        for name in list(client.scan_iter(match=redis_namespace + "*")):
+            client.delete(name)
+        store.close()

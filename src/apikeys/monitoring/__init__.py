@@ -23,6 +23,7 @@ from __future__ import annotations
 from apikeys._issuance import IssuancePolicy
 from apikeys.monitoring._async_monitor import AsyncMonitor
 from apikeys.monitoring._audit import AuditEntry, AuditStore, MemoryAuditStore
+from apikeys.monitoring._detector_state import RedisDetectorState
 from apikeys.monitoring._detectors import (
     Action,
     Detector,
@@ -76,6 +77,7 @@ __all__ = [
     "MonitorBase",
     "NewNetwork",
     "PlaintextTransport",
+    "RedisDetectorState",
     "RedisUsageStore",
     "ReviewFinding",
     "SQLAlchemyAuditStore",

@@ -8,20 +8,30 @@ scripted traffic with a manual clock drives them deterministically.
 
 Detectors keep per-key state in memory, bounded (``max_keys``, least recently
 seen dropped first), per process; they are not thread-safe: a Monitor calls
-them from its one background thread.
+them from its one background thread. :class:`FailedSecretBurst` and
+:class:`ManyAddresses` can keep their windows in Redis instead
+(``shared=RedisDetectorState(url)``), so a burst spread over processes and hosts
+is seen, and one of them fires.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import logging
 import math
+import secrets
+import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Generic, Literal, TypeVar
 
-from apikeys.errors import ConfigurationError
+from apikeys.errors import ConfigurationError, StorageError
 from apikeys.events import AnomalyDetected, Event, KeyExposed, KeyVerified, VerificationFailed
+from apikeys.monitoring._detector_state import RedisDetectorState
+
+logger = logging.getLogger("apikeys")
+_WARN_EVERY = 10.0
 
 Action = Literal["record", "callback", "suspend"]
 """What a detector's finding leads to, besides the ``AnomalyDetected`` event:
@@ -74,16 +84,22 @@ class Detector:
             with ``"suspend"``.
         cooldown: After firing for a key, stay quiet for that key this long.
         max_keys: Keys whose state is kept (least recently seen dropped first).
+        shared: A :class:`RedisDetectorState`: keep the window in Redis, shared by
+            every process and host that passes one on the same Redis (detectors
+            with ``shareable = True`` only). The cooldown is shared too: one
+            process fires. When Redis fails, the in-process window is used.
 
     Raises:
         ConfigurationError: an unknown action, ``"callback"`` without a callback,
-            or a negative cooldown.
+            a negative cooldown, or ``shared`` on a detector that cannot share.
     """
 
     name: ClassVar[str] = "detector"
     """The name in ``AnomalyDetected.detector``."""
     watches: ClassVar[tuple[type[Event], ...]] = ()
     """The event classes :meth:`observe` needs to see."""
+    shareable: ClassVar[bool] = False
+    """Whether the detector can keep its window in Redis (``shared=``)."""
 
     def __init__(
         self,
@@ -92,6 +108,7 @@ class Detector:
         callback: Callable[[AnomalyDetected], object] | None = None,
         cooldown: timedelta = timedelta(0),
         max_keys: int = 100_000,
+        shared: RedisDetectorState | None = None,
     ) -> None:
         if action not in ACTIONS:
             raise ConfigurationError(f"action must be one of {', '.join(ACTIONS)}")
@@ -103,6 +120,12 @@ class Detector:
             raise ConfigurationError("cooldown must be a timedelta of zero or more")
         if max_keys < 1:
             raise ConfigurationError("max_keys must be >= 1")
+        if shared is not None and not self.shareable:
+            raise ConfigurationError(f"{type(self).__name__} keeps its state per process only")
+        if shared is not None and not hasattr(shared, "window"):
+            raise ConfigurationError("shared must be a RedisDetectorState")
+        self.shared = shared
+        self._warned_at = -_WARN_EVERY
         self.action: Action = action
         self.callback = callback
         self.cooldown = cooldown
@@ -131,6 +154,37 @@ class Detector:
     def _observe(self, event: Event) -> dict[str, Any] | None:
         raise NotImplementedError
 
+    def _shared_window(
+        self, event: Event, member: str, *, window: float, threshold: int, most: int
+    ) -> tuple[int, list[str]] | Literal[False] | None:
+        """Feed the shared window: ``(count, recent members)`` when firing, ``None``
+        when not, ``False`` when Redis failed (use the in-process window)."""
+        if self.shared is None or event.key_id is None:
+            return False
+        try:
+            return self.shared.window(
+                self.name,
+                event.key_id,
+                at_us=int(event.at.timestamp() * 1_000_000),
+                window_us=int(window * 1_000_000),
+                member=member,
+                threshold=threshold,
+                cooldown_ms=int(self.cooldown.total_seconds() * 1000),
+                most=most,
+                listed=MAX_LISTED,
+            )
+        except StorageError as exc:
+            now = time.monotonic()
+            if now - self._warned_at >= _WARN_EVERY:
+                self._warned_at = now
+                logger.warning(
+                    "apikeys: shared state of detector %s unavailable (%s); "
+                    "using this process's window",
+                    self.name,
+                    exc.message,
+                )
+            return False
+
 
 class FailedSecretBurst(Detector):
     """Many wrong secrets presented for one key id in a short window: someone
@@ -156,6 +210,7 @@ class FailedSecretBurst(Detector):
 
     name: ClassVar[str] = "failed_secret_burst"
     watches: ClassVar[tuple[type[Event], ...]] = (VerificationFailed,)
+    shareable: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -184,22 +239,41 @@ class FailedSecretBurst(Detector):
             or event.key_id is None
         ):
             return None
+        at_us = int(event.at.timestamp() * 1_000_000)
+        member = f"{at_us}|{event.code}|{event.ip or ''}|{secrets.token_hex(6)}"
+        found = self._shared_window(
+            event, member, window=self._window, threshold=self.threshold, most=self.threshold
+        )
+        if found is None:
+            return None
+        if found is not False:
+            count, members = found
+            seen = [m.split("|") for m in members]
+            recent_shared = [
+                (datetime.fromtimestamp(int(us) / 1e6, event.at.tzinfo), ip or None, code)
+                for us, code, ip, _ in seen
+            ]
+            return self._evidence(count, recent_shared, event.at)
         recent = self._recent.get(event.key_id, lambda: deque(maxlen=self.threshold))
         recent.append((event.at, event.ip, event.code))
         if len(recent) < self.threshold:
             return None
-        first = recent[0][0]
-        if (event.at - first).total_seconds() > self._window:
+        if (event.at - recent[0][0]).total_seconds() > self._window:
             return None
+        return self._evidence(len(recent), list(recent), event.at)
+
+    def _evidence(
+        self, failures: int, recent: list[tuple[datetime, str | None, str]], last: datetime
+    ) -> dict[str, Any]:
         addresses = sorted({ip for _, ip, _ in recent if ip is not None})
         codes: dict[str, int] = {}
         for _, _, code in recent:
             codes[code] = codes.get(code, 0) + 1
         return {
-            "failures": len(recent),
+            "failures": failures,
             "window_seconds": self._window,
-            "first_at": first.isoformat(),
-            "last_at": event.at.isoformat(),
+            "first_at": min(at for at, _, _ in recent).isoformat(),
+            "last_at": last.isoformat(),
             "codes": codes,
             "distinct_addresses": len(addresses),
             "addresses": addresses[:MAX_LISTED],
@@ -246,6 +320,7 @@ class ManyAddresses(Detector):
 
     name: ClassVar[str] = "many_addresses"
     watches: ClassVar[tuple[type[Event], ...]] = (KeyVerified,)
+    shareable: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -266,6 +341,18 @@ class ManyAddresses(Detector):
     def _observe(self, event: Event) -> dict[str, Any] | None:
         if not isinstance(event, KeyVerified) or event.ip is None or event.key_id is None:
             return None
+        found = self._shared_window(
+            event,
+            event.ip,
+            window=self._window,
+            threshold=self.max_addresses + 1,
+            most=4 * self.max_addresses + 64,
+        )
+        if found is None:
+            return None
+        if found is not False:
+            count, members = found
+            return self._evidence(count, list(reversed(members)))
         seen = self._seen.get(event.key_id, OrderedDict)
         seen[event.ip] = event.at
         seen.move_to_end(event.ip)
@@ -278,9 +365,11 @@ class ManyAddresses(Detector):
             seen.popitem(last=False)
         if len(seen) <= self.max_addresses:
             return None
-        recent = list(reversed(seen))
+        return self._evidence(len(seen), list(reversed(seen)))
+
+    def _evidence(self, distinct: int, recent: list[str]) -> dict[str, Any]:
         return {
-            "distinct_addresses": len(seen),
+            "distinct_addresses": distinct,
             "max_addresses": self.max_addresses,
             "window_seconds": self._window,
             "addresses": recent[:MAX_LISTED],

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from apikeys._redis import REDIS_SCHEMES
 from apikeys.errors import ConfigurationError
 from apikeys.monitoring._audit import AuditStore, MemoryAuditStore
 from apikeys.monitoring._usage import MemoryUsageStore, UsageStore
 
 _SQLITE_SCHEMES = ("sqlite:///", "sqlite+pysqlite:///")
-_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+_REDIS_SCHEMES = tuple(scheme + "://" for scheme in REDIS_SCHEMES)
 
 
 def _sqlite_path(url: str) -> str | None:
@@ -46,7 +47,7 @@ def audit_store_from_url(url: str, **options: Any) -> AuditStore:
     url = _check(url)
     if url.startswith("memory://"):
         return MemoryAuditStore(**options)
-    if url.startswith(_REDIS_SCHEMES):
+    if url.lower().startswith(_REDIS_SCHEMES):
         raise ConfigurationError("the audit trail needs a SQL database, not Redis")
     path = _sqlite_path(url)
     if path is not None:
@@ -59,8 +60,10 @@ def audit_store_from_url(url: str, **options: Any) -> AuditStore:
 
 
 def usage_store_from_url(url: str, **options: Any) -> UsageStore:
-    """The usage store a URL names: as :func:`audit_store_from_url`, plus
-    ``redis://``, ``rediss://`` and ``unix://`` for
+    """The usage store a URL names: as :func:`audit_store_from_url`, plus every
+    Redis URL (``redis://``, ``rediss://``, ``unix://``,
+    ``redis+sentinel://host:port[,host:port]/service[/db]``,
+    ``redis+cluster://host:port[,host:port]``) for
     :class:`~apikeys.monitoring.RedisUsageStore`.
 
     Args:
@@ -73,7 +76,7 @@ def usage_store_from_url(url: str, **options: Any) -> UsageStore:
     url = _check(url)
     if url.startswith("memory://"):
         return MemoryUsageStore(**options)
-    if url.startswith(_REDIS_SCHEMES):
+    if url.lower().startswith(_REDIS_SCHEMES):
         from apikeys.monitoring._redis import RedisUsageStore
 
         return RedisUsageStore(url, **options)

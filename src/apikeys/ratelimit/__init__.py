@@ -40,6 +40,7 @@ from datetime import datetime, timezone
 from apikeys._hooks import RateLimitStatus
 from apikeys._http import rate_limit_headers
 from apikeys._models import APIKey
+from apikeys._redis import is_redis_url
 from apikeys.errors import ConfigurationError, InvalidArgument, StorageError
 from apikeys.ratelimit import _rules as rules
 from apikeys.ratelimit._memory import MemoryCounters
@@ -92,10 +93,11 @@ def _storage(storage: str | CounterStorage) -> CounterStorage:
     scheme = storage.partition("://")[0].lower()
     if scheme == "memory":
         return MemoryCounters()
-    if scheme in {"redis", "rediss", "unix"}:
+    if is_redis_url(storage):
         return RedisCounters(storage)
     raise ConfigurationError(
-        f"unknown rate-limit storage {scheme!r}: use 'memory://' or 'redis://host:port/db'"
+        f"unknown rate-limit storage {scheme!r}: use 'memory://', 'redis://host:port/db', "
+        "'redis+sentinel://host:port/service' or 'redis+cluster://host:port'"
     )
 
 
@@ -117,8 +119,10 @@ class KeyRateLimiter:
     :class:`~apikeys.KeyManager` and an :class:`~apikeys.AsyncKeyManager`.
 
     Args:
-        storage: ``"memory://"`` (the default: counts per process),
-            ``"redis://host:port/db"``, or a :class:`MemoryCounters` /
+        storage: ``"memory://"`` (the default: counts per process), a Redis URL
+            (``"redis://host:port/db"``, ``"rediss://…"``,
+            ``"redis+sentinel://host:port[,host:port]/service[/db]"``,
+            ``"redis+cluster://host:port[,host:port]"``), or a :class:`MemoryCounters` /
             :class:`RedisCounters` instance.
         default: Limits for keys that have no ``rate_limits`` of their own.
         owner_limits: Limits shared by all keys of one owner: a list applied to

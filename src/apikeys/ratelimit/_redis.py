@@ -5,11 +5,21 @@ atomically: Redis runs scripts one at a time."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
-from apikeys.errors import ConfigurationError, StorageError
+from apikeys._redis import (
+    LoopClients,
+    aclose_client,
+    async_client,
+    close_client,
+    parse_redis_url,
+    redis_module,
+    sync_client,
+    translating,
+)
+from apikeys.errors import ConfigurationError
 from apikeys.ratelimit._rules import Counts, Plan
 
 # KEYS: current and previous counter of each check, in pairs.
@@ -55,36 +65,34 @@ return left
 _TTL_SLACK_MS = 1000
 
 
-def _redis() -> Any:
-    try:
-        import redis
-        import redis.asyncio
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ConfigurationError(
-            "Redis rate-limit counters need the redis package: pip install 'apikeys[redis]'"
-        ) from exc
-    return redis
-
-
 class RedisCounters:
     """Counters in Redis, so all workers and hosts share one count.
 
-    Give a URL (clients are made on first use: a blocking ``redis.Redis`` for
-    ``hit`` and a ``redis.asyncio.Redis`` for ``ahit``), or your own clients.
-    Redis Cluster is not supported: one request's counters span several keys.
+    Give a URL (clients are made on first use: a blocking one for ``hit`` and, per
+    event loop, an asyncio one for ``ahit``), or your own clients.
+
+    Works on one server, behind Sentinel and on Redis Cluster: every counter of a
+    request carries its key's owner as hash tag (``{…}``), so the key's limits, its
+    owner's limits and its quota sit in one slot and one script charges them all or
+    none. Any Redis-protocol server that runs Lua scripts (Valkey, KeyDB) works.
 
     Args:
-        url: ``redis://host:port/db``, ``rediss://…`` or ``unix://…``.
-        client: A ``redis.Redis`` to use instead of one made from ``url``.
-        async_client: A ``redis.asyncio.Redis`` to use instead of one made from
-            ``url``.
-        namespace: Prefix of every Redis key written.
+        url: A Redis URL: ``redis://host:port/db``, ``rediss://…``, ``unix://…``,
+            ``redis+sentinel://host:port[,host:port]/service[/db]`` or
+            ``redis+cluster://host:port[,host:port]`` (the forms are in docs/ratelimits.md).
+        client: A blocking client (``redis.Redis``, ``RedisCluster``) to use
+            instead of one made from ``url``.
+        async_client: An asyncio client to use instead of those made from ``url``
+            (then only from the loop it belongs to).
+        namespace: Prefix of every Redis key written (no ``{`` or ``}``: the hash
+            tag comes after it).
         timeout: Connect and socket timeout, in seconds, of clients made from
             ``url``: how long a request may wait on an unreachable Redis.
 
     Raises:
-        ConfigurationError: neither a URL nor a client, or the ``redis`` package
-            is missing (``pip install 'apikeys[redis]'``).
+        ConfigurationError: neither a URL nor a client, a malformed URL, a
+            namespace with braces, or the ``redis`` package is missing
+            (``pip install 'apikeys[redis]'``).
     """
 
     def __init__(
@@ -98,54 +106,57 @@ class RedisCounters:
     ) -> None:
         if url is None and client is None and async_client is None:
             raise ConfigurationError("RedisCounters needs a url or a client")
-        self._redis = _redis()
+        if "{" in namespace or "}" in namespace:
+            raise ConfigurationError("a Redis namespace must not contain '{' or '}'")
+        redis_module()
+        if url is not None:
+            parse_redis_url(url)
         self._url = url
         self._timeout = timeout
         self.namespace = namespace
         self._client = client
-        self._async_client = async_client
         self._owns_client = client is None
-        self._owns_async_client = async_client is None
+        self._async_client = async_client
         self._apply: Any = None
         self._give_back: Any = None
-        self._aapply: Any = None
-        self._agive_back: Any = None
+        self._loops: LoopClients[tuple[Any, Any, Any]] = LoopClients(
+            self._make_async, self._close_async
+        )
 
     def __repr__(self) -> str:
         return f"RedisCounters(namespace={self.namespace!r})"
 
     # --- clients ------------------------------------------------------------------------
 
-    def _connect(self, factory: Any) -> Any:
+    def _need_url(self) -> str:
         if self._url is None:
             raise ConfigurationError("RedisCounters has no url to make this kind of client from")
-        return factory.from_url(
-            self._url, socket_timeout=self._timeout, socket_connect_timeout=self._timeout
-        )
+        return self._url
 
     def _sync(self) -> tuple[Any, Any, Any]:
         if self._apply is None:
             if self._client is None:
-                self._client = self._connect(self._redis.Redis)
+                self._client = sync_client(self._need_url(), timeout=self._timeout)
             self._give_back = self._client.register_script(_GIVE_BACK)
             self._apply = self._client.register_script(_APPLY)
         return self._client, self._apply, self._give_back
 
-    def _async(self) -> tuple[Any, Any, Any]:
-        if self._aapply is None:
-            if self._async_client is None:
-                self._async_client = self._connect(self._redis.asyncio.Redis)
-            self._agive_back = self._async_client.register_script(_GIVE_BACK)
-            self._aapply = self._async_client.register_script(_APPLY)
-        return self._async_client, self._aapply, self._agive_back
+    def _make_async(self) -> tuple[Any, Any, Any]:
+        client = self._async_client
+        if client is None:
+            client = async_client(self._need_url(), timeout=self._timeout)
+        return client, client.register_script(_APPLY), client.register_script(_GIVE_BACK)
 
-    @contextmanager
-    def _translate(self) -> Iterator[None]:
-        """The one seam where driver errors become :class:`StorageError`."""
-        try:
-            yield
-        except (self._redis.RedisError, OSError) as exc:
-            raise StorageError(f"rate-limit counters unavailable ({type(exc).__name__})") from exc
+    async def _close_async(self, bundle: tuple[Any, Any, Any]) -> None:
+        if bundle[0] is not self._async_client:
+            await aclose_client(bundle[0])
+
+    async def _async(self) -> tuple[Any, Any, Any]:
+        return await self._loops.get()
+
+    @staticmethod
+    def _translate() -> AbstractContextManager[None]:
+        return translating("rate-limit counters")
 
     # --- operations ---------------------------------------------------------------------
 
@@ -187,7 +198,7 @@ class RedisCounters:
         """:meth:`apply` on the asyncio client."""
         keys, args = self._arguments(plan, charge)
         with self._translate():
-            _, script, _ = self._async()
+            _, script, _ = await self._async()
             reply = await script(keys=keys, args=args)
         return self._reply(plan, reply)
 
@@ -206,7 +217,7 @@ class RedisCounters:
         """:meth:`clear` on the asyncio client."""
         if names:
             with self._translate():
-                client, _, _ = self._async()
+                client, _, _ = await self._async()
                 await client.delete(*(self.namespace + name for name in names))
 
     def give_back(self, name: str, uses: int, at: float) -> None:
@@ -222,7 +233,7 @@ class RedisCounters:
     async def agive_back(self, name: str, uses: int, at: float) -> None:
         """:meth:`give_back` on the asyncio client."""
         with self._translate():
-            _, _, script = self._async()
+            _, _, script = await self._async()
             await script(keys=[self.namespace + name], args=[str(uses)])
 
     def close(self) -> None:
@@ -230,12 +241,10 @@ class RedisCounters:
         client, self._apply = self._client, None
         if client is not None and self._owns_client:
             self._client = None
-            client.close()
+            close_client(client)
 
     async def aclose(self) -> None:
-        """Close both clients this object made."""
+        """Close the blocking client and the running loop's asyncio client, if this
+        object made them (those of other loops close with their loops)."""
         self.close()
-        client, self._aapply = self._async_client, None
-        if client is not None and self._owns_async_client:
-            self._async_client = None
-            await client.aclose()
+        await self._loops.aclose()

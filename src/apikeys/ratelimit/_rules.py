@@ -26,6 +26,7 @@ from typing import Literal, NamedTuple, Protocol
 
 from apikeys._hooks import RateLimitStatus
 from apikeys._models import APIKey
+from apikeys._redis import hash_tag
 from apikeys.errors import QuotaExceeded, RateLimited
 
 Algorithm = Literal["sliding-window", "fixed-window"]
@@ -209,13 +210,13 @@ def _window(kind: Kind, subject: str, rate: Rate, at: float, sliding: bool) -> C
     )
 
 
-def _quota(key: APIKey, rule: QuotaRule, at: float) -> Counter:
+def _quota(key: APIKey, rule: QuotaRule, at: float, tag: str) -> Counter:
     policy = _SCOPE_PREFIX["quota"] + rule.text
     if rule.period is None:
         return Counter(
             kind="quota",
             limit=rule.uses,
-            current=f"q:{key.id}",
+            current=f"{tag}q:{key.id}",
             previous=None,
             weight=0.0,
             ttl=0.0,
@@ -229,7 +230,7 @@ def _quota(key: APIKey, rule: QuotaRule, at: float) -> Counter:
     return Counter(
         kind="quota",
         limit=rule.uses,
-        current=f"q:{key.id}:{rule.period}:{index}",
+        current=f"{tag}q:{key.id}:{rule.period}:{index}",
         previous=None,
         weight=0.0,
         ttl=ends_in,
@@ -258,10 +259,13 @@ def plan(
     """
     own = parse_rates(key.rate_limits) if key.rate_limits else default
     sliding = algorithm == "sliding-window"
-    counters = [_window("key", f"k:{key.id}", rate, at, sliding) for rate in own]
-    counters += [_window("owner", f"o:{key.owner}", rate, at, sliding) for rate in owner]
+    # Every name starts with the owner's hash tag: one Redis Cluster slot holds
+    # all the counters one request charges, so a script charges them atomically.
+    tag = hash_tag(key.owner)
+    counters = [_window("key", f"{tag}k:{key.id}", rate, at, sliding) for rate in own]
+    counters += [_window("owner", f"{tag}o", rate, at, sliding) for rate in owner]
     if quota and key.quota is not None:
-        counters.append(_quota(key, parse_quota(key.quota), at))
+        counters.append(_quota(key, parse_quota(key.quota), at, tag))
     return tuple(counters)
 
 
