@@ -170,4 +170,4 @@ def test_the_5xx_log_line_escapes_request_text(caplog: pytest.LogCaptureFixture)
     [record] = caplog.records
     assert "\n" not in record.getMessage()
     assert "\u2028" not in record.getMessage()
-    assert "GET /a\\nINFO forged\\u2028line answered 503" in record.getMessage()
+    assert "GET /a\\x0aINFO forged\\u2028line answered 503" in record.getMessage()
