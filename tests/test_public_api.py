@@ -42,6 +42,7 @@ APIKEYS_ALL = [
     "RateLimited",
     "RateLimiter",
     "ServiceBusy",
+    "Settings",
     "StorageError",
     "TooManyFailures",
     "Verification",

@@ -3,9 +3,8 @@
 Quick start::
 
     from apikeys import KeyManager
-    from apikeys.storage import MemoryStore
 
-    keys = KeyManager(MemoryStore(), prefix="acme")
+    keys = KeyManager.from_url("sqlite:///apikeys.db", prefix="acme")  # + usage, audit, limits
     issued = keys.create(owner="team-42", scopes=["orders:read"])
     key = keys.verify(issued.plaintext, scopes=["orders:read"])
 """
@@ -16,6 +15,7 @@ from apikeys._async import AsyncKeyManager
 from apikeys._hooks import AsyncRateLimiter, RateLimiter, RateLimitStatus, Verification
 from apikeys._manager import KeyManager
 from apikeys._models import APIKey, IssuedKey, KeyRecord, KeyState
+from apikeys._settings import Settings
 from apikeys.errors import (
     APIKeyError,
     AuthenticationError,
@@ -66,6 +66,7 @@ __all__ = [
     "RateLimited",
     "RateLimiter",
     "ServiceBusy",
+    "Settings",
     "StorageError",
     "TooManyFailures",
     "Verification",
