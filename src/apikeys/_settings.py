@@ -248,12 +248,11 @@ class Settings(BaseModel):
 
     @model_validator(mode="after")
     def _check_together(self) -> Settings:
-        if self.authorization_header is None and self.api_key_header is None:
-            if self.query_param is None:
-                raise ValueError(
-                    f"{_named('api_key_header')}: enable at least one place to read the key "
-                    "from (authorization_header, api_key_header or query_param)"
-                )
+        if (self.authorization_header, self.api_key_header, self.query_param) == (None,) * 3:
+            raise ValueError(
+                f"{_named('api_key_header')}: enable at least one place to read the key "
+                "from (authorization_header, api_key_header or query_param)"
+            )
         if self.hasher == "hmac":
             self.make_hasher()
         elif self.hmac_peppers:
@@ -376,7 +375,8 @@ def _configuration_error(exc: ValidationError) -> ConfigurationError:
         elif name:
             problems.append(f"invalid apikeys option {_named(name)}: {message}")
         else:
-            problems.append(message if message.startswith("invalid") else f"invalid apikeys option {message}")
+            invalid = message.startswith("invalid")
+            problems.append(message if invalid else f"invalid apikeys option {message}")
     return ConfigurationError("; ".join(problems))
 
 

@@ -8,8 +8,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from apikeys import _keyformat
-from apikeys._values import key_id_of, parse_duration, parse_instant, parse_prefixes
 from apikeys._cli.output import Progress, redact, render_table
+from apikeys._values import key_id_of, parse_duration, parse_instant, parse_prefixes
 from apikeys.errors import InvalidArgument
 
 
