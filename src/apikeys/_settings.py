@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -41,6 +42,9 @@ def env_name(field: str) -> str:
     return ENV_PREFIX + field.upper()
 
 
+_DAYS_CLOCK = re.compile(r"(\d+) (\d{1,2}:\d\d(?::\d\d(?:\.\d+)?)?)")
+
+
 def _named(field: str) -> str:
     """How an error names an option: ``prefix (APIKEYS_PREFIX)``."""
     return f"{field} ({env_name(field)})"
@@ -53,6 +57,9 @@ def _duration(value: Any, *, allow_zero: bool) -> Any:
         text = value.strip()
         if _values.is_compact_duration(text):
             return _values.parse_duration(text, allow_zero=allow_zero)
+        days = _DAYS_CLOCK.fullmatch(text)
+        if days:  # Django's "1 12:00:00"
+            return f"{days[1]} days, {days[2]}"
         try:
             return timedelta(seconds=float(text))
         except (ValueError, OverflowError):
@@ -291,7 +298,8 @@ class Settings(BaseModel):
 
         Args:
             options: ``{key_prefix + NAME: value}``; keys without ``key_prefix``
-                are ignored.
+                are ignored, and ``None`` means "not set" for options that have
+                no "off" value (``DATABASE_URL``, ``PREFIX``...).
             key_prefix: ``"APIKEYS_"`` for a Flask config, ``""`` for Django.
 
         Raises:
@@ -308,6 +316,8 @@ class Settings(BaseModel):
                     f"unknown apikeys option {key!r}; known: "
                     + ", ".join(key_prefix + n.upper() for n in cls.OPTIONS)
                 )
+            if value is None and name.lower() not in _NULLABLE:
+                continue  # None: "not set" for options that have no "off" value
             values[name.lower()] = value
         return cls(**values)
 
@@ -357,6 +367,9 @@ class Settings(BaseModel):
 
 
 Settings.OPTIONS = tuple(Settings.model_fields)
+_NULLABLE = frozenset(
+    name for name, info in Settings.model_fields.items() if type(None) in get_args(info.annotation)
+)
 
 
 def _configuration_error(exc: ValidationError) -> ConfigurationError:

@@ -79,7 +79,7 @@ class _Sink:
         {"PREFIX": "Not Valid"},
         {"PREFIX": "acme", "PREFIXES": ["acme"]},
         {"PREFIX": "acme", "AUTHORIZATION_HEADER": None, "API_KEY_HEADER": None},
-        {"PREFIX": "acme", "TRUSTED_PROXIES": "10.0.0.0/8"},
+        {"PREFIX": "acme", "TRUSTED_PROXIES": 10},
         {"PREFIX": "acme", "TRUSTED_PROXIES": ["not-an-address"]},
         {"PREFIX": "acme", "HASHER": "no.such.Hasher"},
         {"PREFIX": "acme", "HASHER": object()},
