@@ -89,6 +89,9 @@ class Context:
         self.settings = settings
         self.database_url: str = settings.database_url
         self.prefixes: tuple[str, ...] = settings.prefix
+        if manager is not None:  # its prefixes, whatever the settings say
+            others = sorted(manager.prefixes - {manager.prefix})
+            self.prefixes = (manager.prefix, *others)
         self._supplied = manager
         self._manager: KeyManager | None = manager
         self._monitor: Monitor | None = None
