@@ -47,7 +47,7 @@ FRAMEWORKS = [
             "--log-level",
             "warning",
         ],
-    ),  # fmt: skip
+    ),
     Framework(
         "flask",
         lambda port: [
@@ -63,12 +63,12 @@ FRAMEWORKS = [
             str(port),
             "--no-reload",
         ],
-    ),  # fmt: skip
+    ),
     Framework(
         "django",
         lambda port: [sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"],
         APPS / "django_site",
-    ),  # fmt: skip
+    ),
 ]
 """The served frameworks: another adapter is one more entry (an app in ``apps/``)."""
 

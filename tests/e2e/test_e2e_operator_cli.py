@@ -20,8 +20,8 @@ def _run(cwd: Path, *argv: str, database_url: str) -> subprocess.CompletedProces
 
 
 def flask_apikeys(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return _run(APPS, "-m", "flask", "--app", "flask_app", "apikeys", *args,
-                database_url=database_url)  # fmt: skip
+    argv = ("-m", "flask", "--app", "flask_app", "apikeys", *args)
+    return _run(APPS, *argv, database_url=database_url)
 
 
 def django_apikeys(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -53,6 +53,6 @@ def test_lifecycle_through_a_framework_lands_in_the_shared_audit_trail(tmp_path:
     missing = [run(url, "revoke", key_id) for run in (flask_apikeys, django_apikeys)]
     missing.append(apikeys(url, "revoke", key_id, check=False))
     assert {m.returncode for m in missing} == {1}
-    refused = [run(url, "list", "--database-url", "memory://") for run in
-               (flask_apikeys, django_apikeys)]  # fmt: skip
+    frameworks = (flask_apikeys, django_apikeys)
+    refused = [run(url, "list", "--database-url", "memory://") for run in frameworks]
     assert {r.returncode for r in refused} == {2}

@@ -103,7 +103,8 @@ def test_the_app_configuration_decides_the_store(sqlite_app: Flask) -> None:
 def test_a_memory_store_refuses_to_issue_keys(env: Env, app: Flask) -> None:
     result = run(app, "create", "--owner", "team-7")
     assert result.exit_code == 2
-    assert "memory://" in result.stderr and "vanish" in result.stderr
+    assert "memory://" in result.stderr
+    assert "vanish" in result.stderr
     assert env.admin.list() == []
     assert run(app, "list", "--json").exit_code == 0  # reading is harmless
 

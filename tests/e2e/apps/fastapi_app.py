@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import FastAPI, Security
 
@@ -14,6 +14,8 @@ from apikeys.fastapi import APIKeyAuth
 
 keys = AsyncKeyManager.from_url(os.environ["E2E_DATABASE_URL"], prefix="e2e", hasher="argon2-test")
 auth = APIKeyAuth(keys)
+Reader = Annotated[APIKey, Security(auth, scopes=["orders:read"])]
+Writer = Annotated[APIKey, Security(auth, scopes=["orders:write"])]
 
 
 @asynccontextmanager
@@ -32,10 +34,10 @@ async def health() -> dict[str, str]:
 
 
 @app.get("/orders")
-async def orders(key: APIKey = Security(auth, scopes=["orders:read"])) -> dict[str, Any]:
+async def orders(key: Reader) -> dict[str, Any]:
     return {"owner": key.owner}
 
 
 @app.post("/orders")
-async def new_order(key: APIKey = Security(auth, scopes=["orders:write"])) -> dict[str, Any]:
+async def new_order(key: Writer) -> dict[str, Any]:
     return {"owner": key.owner}
