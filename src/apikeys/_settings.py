@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from apikeys.hashing import Hasher
 
 ENV_PREFIX = "APIKEYS_"
+CLI_VARIABLES = frozenset({"APIKEYS_USAGE_URL", "APIKEYS_AUDIT_URL"})
+"""``APIKEYS_*`` variables of the ``apikeys`` command that are not options."""
 DEFAULT_DATABASE_URL = "sqlite:///apikeys.db"
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 _INVALIDATION_SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg://", *_REDIS_SCHEMES)
@@ -272,8 +274,10 @@ class Settings(BaseModel):
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """The settings in ``APIKEYS_*`` environment variables.
 
-        Other variables are ignored (the environment is shared with every other
-        program); an empty variable means the option's "off" value where it has one.
+        An ``APIKEYS_*`` variable that names no option is refused, as an unknown
+        Flask or Django key is (a typo would otherwise be ignored silently), except
+        the command line's own :data:`CLI_VARIABLES`. An empty variable means the
+        option's "off" value where it has one (``APIKEYS_QUERY_PARAM=``).
 
         Args:
             environ: The variables (default: ``os.environ``).
@@ -281,26 +285,31 @@ class Settings(BaseModel):
                 ``None`` values are ignored.
 
         Raises:
-            ConfigurationError: an invalid value, naming the variable.
+            ConfigurationError: an unknown variable or an invalid value, naming it.
         """
         env = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
-        for name in cls.OPTIONS:
-            raw = env.get(env_name(name))
-            if raw is not None:
-                values[name] = raw
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)
+        values = {
+            k: v for k, v in env.items() if k.startswith(ENV_PREFIX) and k not in CLI_VARIABLES
+        }
+        settings = cls.from_mapping(values, key_prefix=ENV_PREFIX, overrides=overrides)
+        return settings
 
     @classmethod
-    def from_mapping(cls, options: Mapping[str, Any], *, key_prefix: str = "") -> Settings:
+    def from_mapping(
+        cls,
+        options: Mapping[str, Any],
+        *,
+        key_prefix: str = "",
+        overrides: Mapping[str, Any] | None = None,
+    ) -> Settings:
         """Settings from upper-case option names (a Flask config, Django's ``APIKEYS``).
 
         Args:
             options: ``{key_prefix + NAME: value}``; keys without ``key_prefix``
-                are ignored, and ``None`` means "not set" for options that have
-                no "off" value (``DATABASE_URL``, ``PREFIX``...).
+                are ignored, and ``None`` or a blank string means "not set" for
+                options that have no "off" value (``DATABASE_URL``, ``PREFIX``...).
             key_prefix: ``"APIKEYS_"`` for a Flask config, ``""`` for Django.
+            overrides: Options (field names) that win; ``None`` values are ignored.
 
         Raises:
             ConfigurationError: an unknown option (a typo would otherwise be ignored
@@ -316,9 +325,11 @@ class Settings(BaseModel):
                     f"unknown apikeys option {key!r}; known: "
                     + ", ".join(key_prefix + n.upper() for n in cls.OPTIONS)
                 )
-            if value is None and name.lower() not in _NULLABLE:
-                continue  # None: "not set" for options that have no "off" value
+            blank = value is None or (isinstance(value, str) and not value.strip())
+            if blank and name.lower() not in _NULLABLE:
+                continue  # "not set" for options that have no "off" value
             values[name.lower()] = value
+        values.update({k: v for k, v in (overrides or {}).items() if v is not None})
         return cls(**values)
 
     # --- what the settings build --------------------------------------------------------
