@@ -67,12 +67,15 @@ NATIVE_CASES: list[tuple[str, Any]] = [
 """(option, Python value): what a Flask config or Django setting can also say."""
 
 
+NAMED = ("refused", "naming the option")
+
+
 def outcome(load: Any, name: str, value: Any) -> tuple[str, Any]:
-    """``("ok", the option's value)`` or ``("refused", None)``, checking that a
-    refusal is a ConfigurationError naming the option."""
+    """``("ok", the option's value)``, or :data:`NAMED` for a ConfigurationError
+    naming the option (``("refused", message)`` when it does not)."""
     try:
         settings: Settings = load(name, value)
     except ConfigurationError as exc:
-        assert name.upper() in exc.message.upper(), exc.message
-        return ("refused", None)
+        named = name.upper() in exc.message.upper()
+        return NAMED if named else ("refused", exc.message)
     return ("ok", getattr(settings, name))

@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 from django.test import override_settings
-from settings_table import NATIVE_CASES, TEXT_CASES, outcome
 
 from apikeys import AsyncKeyManager, KeyManager
 from apikeys.django import DjangoStore, get_async_manager, get_manager
 from apikeys.django.conf import load_settings, parse_duration
 from apikeys.errors import ConfigurationError
 from apikeys.hashing import Argon2Hasher, HmacHasher
+from settings_table import NATIVE_CASES, TEXT_CASES, outcome
 
 
 def test_the_managers_are_built_once_and_rebuilt_when_the_setting_changes() -> None:
