@@ -51,6 +51,8 @@ def settings_and_options(
     """
     fields: dict[str, Any] = {}
     manager_options: dict[str, Any] = {}
+    if "store" in options:
+        raise ConfigurationError("from_url: the URL names the store; pass no store option")
     for name, value in options.items():
         if name in Settings.OPTIONS and not (name == "hasher" and not isinstance(value, str)):
             fields[name] = value
