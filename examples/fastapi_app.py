@@ -26,7 +26,6 @@ from pydantic import BaseModel, Field
 
 from apikeys import APIKey, KeyManager
 from apikeys.fastapi import PROBLEM_RESPONSES, APIKeyAuth, RequiredKey
-from apikeys.storage import SQLiteStore
 
 PREFIX = "shop"
 
@@ -45,9 +44,15 @@ def database_path() -> str:
     return os.environ.get("APIKEYS_DB", "apikeys.db")
 
 
+def database_url(database: str | Path | None = None) -> str:
+    return f"sqlite:///{database or database_path()}"
+
+
 def create_app(database: str | Path | None = None) -> FastAPI:
     """The shop app, its keys in the SQLite file ``database``."""
-    keys = KeyManager(SQLiteStore(str(database or database_path())), prefix=PREFIX)
+    # The store, plus usage counts and the audit trail in the same file (see them with
+    # `apikeys usage KEY_ID` / `apikeys audit`), plus per-key rate limits.
+    keys = KeyManager.from_url(database_url(database), prefix=PREFIX)
     # A KeyManager (blocking) runs in the thread pool; an AsyncKeyManager is awaited.
     auth = APIKeyAuth(keys)
     orders: dict[int, Order] = {}
@@ -107,7 +112,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     if args.command == "issue":
-        with KeyManager(SQLiteStore(database_path()), prefix=PREFIX) as keys:
+        with KeyManager.from_url(database_url(), prefix=PREFIX) as keys:
             print(keys.create(owner=args.owner, scopes=args.scopes, name="example").plaintext)
         return
 
