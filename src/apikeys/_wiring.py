@@ -142,8 +142,8 @@ def build_manager(
     Args:
         settings: The options.
         manager_class: The class to build (a subclass of KeyManager; default KeyManager).
-        store: A store to use instead of ``settings.database_url``'s (then owned
-            by the caller... and still closed by the manager, as any store).
+        store: A store to use instead of ``settings.database_url``'s (closed with
+            the manager, as any store).
         monitoring_database: Where usage and audit go when ``store`` is given
             (default: ``settings.database_url``).
         **options: Other :class:`~apikeys.KeyManager` arguments (``clock``,
@@ -157,35 +157,14 @@ def build_manager(
     from apikeys.monitoring import Monitor
     from apikeys.storage import store_from_url
 
-    arguments = _manager_arguments(settings, options)
-    owned: list[Any] = []
-    try:
-        if "rate_limiter" not in arguments:
-            arguments["rate_limiter"] = make_limiter(settings, arguments.get("clock"))
-            owned.append(arguments["rate_limiter"])
-        if store is None:
-            store = store_from_url(settings.database_url)
-        try:
-            manager = (manager_class or KeyManager)(store, **arguments)
-        except TypeError as exc:
-            store.close()
-            raise ConfigurationError(f"invalid manager option: {exc}") from None
-        except BaseException:
-            store.close()
-            raise
-        if settings.monitoring:
-            try:
-                audit, usage = monitoring_stores(monitoring_database or settings.database_url)
-                manager.monitor = Monitor(manager, audit_store=audit, usage_store=usage)
-            except BaseException:
-                manager.close()
-                raise
-            owned.insert(0, manager.monitor)
-    except BaseException:
-        for resource in owned:
-            resource.close()
-        raise
-    manager._owned = tuple(owned)
+    manager: KeyManager = _build(
+        settings,
+        manager_class or KeyManager,
+        store if store is not None else _Deferred(store_from_url),
+        Monitor,
+        monitoring_database,
+        options,
+    )
     return manager
 
 
@@ -203,29 +182,53 @@ def build_async_manager(
     from apikeys.monitoring import AsyncMonitor
     from apikeys.storage import async_store_from_url
 
+    manager: AsyncKeyManager = _build(
+        settings,
+        manager_class or AsyncKeyManager,
+        store if store is not None else _Deferred(async_store_from_url),
+        AsyncMonitor,
+        monitoring_database,
+        options,
+    )
+    return manager
+
+
+class _Deferred:
+    """A store factory, called once the cheaper checks passed."""
+
+    def __init__(self, factory: Any) -> None:
+        self.factory = factory
+
+
+def _build(
+    settings: Settings,
+    manager_class: type[Any],
+    store: Any,
+    monitor_class: type[Any],
+    monitoring_database: str | None,
+    options: dict[str, Any],
+) -> Any:
+    """The wiring both managers share: limiter, store, manager, monitor; on any
+    failure, what was opened is closed again."""
     arguments = _manager_arguments(settings, options)
     owned: list[Any] = []
     try:
         if "rate_limiter" not in arguments:
             arguments["rate_limiter"] = make_limiter(settings, arguments.get("clock"))
             owned.append(arguments["rate_limiter"])
-        if store is None:
-            store = async_store_from_url(settings.database_url)
+        if isinstance(store, _Deferred):
+            store = store.factory(settings.database_url)
         try:
-            manager = (manager_class or AsyncKeyManager)(store, **arguments)
+            manager = manager_class(store, **arguments)
+            if settings.monitoring:
+                audit, usage = monitoring_stores(monitoring_database or settings.database_url)
+                manager.monitor = monitor_class(manager, audit_store=audit, usage_store=usage)
         except TypeError as exc:
             _close_quietly(store)
             raise ConfigurationError(f"invalid manager option: {exc}") from None
         except BaseException:
             _close_quietly(store)
             raise
-        if settings.monitoring:
-            try:
-                audit, usage = monitoring_stores(monitoring_database or settings.database_url)
-                manager.monitor = AsyncMonitor(manager, audit_store=audit, usage_store=usage)
-            except BaseException:
-                _close_quietly(store)
-                raise
     except BaseException:
         for resource in owned:
             resource.close()
