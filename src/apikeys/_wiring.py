@@ -2,8 +2,8 @@
 same database, and a rate limiter, from one URL or one :class:`~apikeys.Settings`.
 
 ``KeyManager.from_url`` / ``from_settings`` (and the async twins) call
-:func:`build_manager` / :func:`build_async_manager`; the bare constructors stay
-unwired. What is built here is owned by the manager and closed with it.
+:func:`build`; the bare constructors stay unwired. What is built here is owned
+by the manager and closed with it.
 """
 
 from __future__ import annotations
@@ -15,8 +15,6 @@ from apikeys._settings import Settings
 from apikeys.errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from apikeys._async import AsyncKeyManager
-    from apikeys._manager import KeyManager
     from apikeys.monitoring._audit import AuditStore
     from apikeys.monitoring._usage import UsageStore
     from apikeys.ratelimit import KeyRateLimiter
@@ -129,70 +127,6 @@ def _manager_arguments(settings: Settings, options: dict[str, Any]) -> dict[str,
     return arguments
 
 
-def build_manager(
-    settings: Settings,
-    *,
-    manager_class: type[KeyManager] | None = None,
-    store: Any = None,
-    monitoring_database: str | None = None,
-    **options: Any,
-) -> KeyManager:
-    """A :class:`~apikeys.KeyManager` wired as ``settings`` say.
-
-    Args:
-        settings: The options.
-        manager_class: The class to build (a subclass of KeyManager; default KeyManager).
-        store: A store to use instead of ``settings.database_url``'s (closed with
-            the manager, as any store).
-        monitoring_database: Where usage and audit go when ``store`` is given
-            (default: ``settings.database_url``).
-        **options: Other :class:`~apikeys.KeyManager` arguments (``clock``,
-            ``events``, ``cache_size``, a ``hasher`` or ``rate_limiter`` instance...).
-
-    Raises:
-        ConfigurationError: no prefix, an invalid option, or a URL naming no store.
-        StorageError: the store cannot be opened.
-    """
-    from apikeys._manager import KeyManager
-    from apikeys.monitoring import Monitor
-    from apikeys.storage import store_from_url
-
-    manager: KeyManager = _build(
-        settings,
-        manager_class or KeyManager,
-        store if store is not None else _Deferred(store_from_url),
-        Monitor,
-        monitoring_database,
-        options,
-    )
-    return manager
-
-
-def build_async_manager(
-    settings: Settings,
-    *,
-    manager_class: type[AsyncKeyManager] | None = None,
-    store: Any = None,
-    monitoring_database: str | None = None,
-    **options: Any,
-) -> AsyncKeyManager:
-    """An :class:`~apikeys.AsyncKeyManager` wired as ``settings`` say (see
-    :func:`build_manager`; the store comes from ``async_store_from_url``)."""
-    from apikeys._async import AsyncKeyManager
-    from apikeys.monitoring import AsyncMonitor
-    from apikeys.storage import async_store_from_url
-
-    manager: AsyncKeyManager = _build(
-        settings,
-        manager_class or AsyncKeyManager,
-        store if store is not None else _Deferred(async_store_from_url),
-        AsyncMonitor,
-        monitoring_database,
-        options,
-    )
-    return manager
-
-
 class _Deferred:
     """A store factory, called once the cheaper checks passed."""
 
@@ -247,10 +181,43 @@ def _close_quietly(store: Any) -> None:
         close()
 
 
-def build(cls: type[Any], settings: Settings, **options: Any) -> Any:
-    """A wired manager of class ``cls`` (a KeyManager or AsyncKeyManager subclass)."""
+def build(
+    cls: type[Any],
+    settings: Settings,
+    *,
+    store: Any = None,
+    monitoring_database: str | None = None,
+    **options: Any,
+) -> Any:
+    """A manager of class ``cls`` (a KeyManager or AsyncKeyManager subclass) wired as
+    ``settings`` say: the store, a rate limiter and, unless ``monitoring`` is off, a
+    monitor keeping usage and audit in the same database.
+
+    Args:
+        cls: The manager class.
+        settings: The options.
+        store: A store to use instead of ``settings.database_url``'s (closed with
+            the manager, as any store).
+        monitoring_database: Where usage and audit go when ``store`` is given
+            (default: ``settings.database_url``).
+        **options: Other constructor arguments (``clock``, ``events``,
+            ``cache_size``, a ``hasher`` or ``rate_limiter`` instance...).
+
+    Raises:
+        ConfigurationError: no prefix, an invalid option, or a URL naming no store.
+        StorageError: the store cannot be opened.
+    """
+    from apikeys import monitoring, storage
     from apikeys._async import AsyncKeyManager
 
-    if issubclass(cls, AsyncKeyManager):
-        return build_async_manager(settings, manager_class=cls, **options)
-    return build_manager(settings, manager_class=cls, **options)
+    asynchronous = issubclass(cls, AsyncKeyManager)
+    factory: Any = storage.async_store_from_url if asynchronous else storage.store_from_url
+    monitor_class: Any = monitoring.AsyncMonitor if asynchronous else monitoring.Monitor
+    return _build(
+        settings,
+        cls,
+        store if store is not None else _Deferred(factory),
+        monitor_class,
+        monitoring_database,
+        options,
+    )
