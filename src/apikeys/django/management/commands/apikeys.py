@@ -8,6 +8,7 @@ Every subcommand, option, output and exit status is the ``apikeys`` command's
 
 from __future__ import annotations
 
+import argparse
 import sys
 from typing import Any
 
@@ -44,7 +45,9 @@ class Command(BaseCommand):
     help = "Manage API keys: the apikeys command (list, create, usage, audit...; see --help)."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("argv", nargs="*", help="the apikeys command's arguments")
+        parser.add_argument(
+            "argv", nargs=argparse.REMAINDER, help="the apikeys command and its arguments"
+        )
 
     def run_from_argv(self, argv: list[str]) -> None:
         """``manage.py apikeys ARGS``: every argument goes to the ``apikeys`` command."""
