@@ -130,3 +130,21 @@ def test_an_error_names_the_option_and_its_variable() -> None:
     message = info.value.message
     assert "default_expiry (APIKEYS_DEFAULT_EXPIRY)" in message
     assert "realm (APIKEYS_REALM)" in message
+
+
+ACCEPTED_HTTP_CASES = [
+    (name, value)
+    for name, value in TEXT_CASES
+    if name in HTTPSettings.__dataclass_fields__ and outcome(_env, name, value)[0] == "ok"
+]
+
+
+@pytest.mark.parametrize(("name", "value"), ACCEPTED_HTTP_CASES)
+def test_fastapi_takes_the_request_options_as_they_are(name: str, value: str) -> None:
+    from apikeys import AsyncKeyManager
+    from apikeys.fastapi import APIKeyAuth
+
+    settings = _env(name, value)
+    keys = AsyncKeyManager.from_url("memory://", prefix="acme", monitoring=False)
+    auth = APIKeyAuth(keys, **settings.http_options())
+    assert auth.settings == settings.http
