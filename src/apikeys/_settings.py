@@ -65,7 +65,13 @@ def _duration(value: Any, *, allow_zero: bool) -> Any:
         try:
             return timedelta(seconds=float(text))
         except (ValueError, OverflowError):
-            return text
+            pass
+        if text.upper().lstrip("+-").startswith("P") or ":" in text:
+            return text  # ISO 8601 or [D,] HH:MM:SS, read by pydantic
+        raise InvalidArgument(
+            f"invalid duration {text[:40]!r}: use e.g. 90d, 1d12h, a number of seconds "
+            "or ISO 8601 (P90D)"
+        )
     return value
 
 

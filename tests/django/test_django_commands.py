@@ -136,3 +136,18 @@ def test_manage_py_apikeys_is_the_apikeys_command(
     with pytest.raises(SystemExit) as refused:
         call_command("apikeys", "list", "--prefix", "other")
     assert refused.value.code == 2
+
+
+def test_manage_py_apikeys_reports_a_bad_setting_in_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from django.test import override_settings
+
+    bad = {"PREFIX": "acme", "DEFAULT_EXPIRY": "soon"}
+    with override_settings(APIKEYS=bad), pytest.raises(SystemExit) as done:
+        call_command("apikeys", "list")
+    assert done.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "apikeys: error: invalid apikeys option default_expiry (APIKEYS_DEFAULT_EXPIRY): "
+        "invalid duration 'soon': use e.g. 90d, 1d12h, a number of seconds or ISO 8601 (P90D)"
+    ]

@@ -14,7 +14,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from apikeys._manager import KeyManager
+from apikeys.errors import ConfigurationError
 
 
 def run(argv: list[str]) -> int:
@@ -28,17 +28,13 @@ def run(argv: list[str]) -> int:
 
     try:
         conf = get_settings()
-    except Exception:  # reported by main() with its exit status, below
+    except ConfigurationError:  # get_manager() raises it again: one line, exit status 2
         return main(argv, prog="manage.py apikeys", manager=get_manager)
     settings = conf.settings
     if not conf.database_url_set:
         # The keys are in the Django database; so are usage and the audit trail.
         settings = settings.model_copy(update={"database_url": database_url(conf.database)})
-
-    def manager() -> KeyManager:
-        return get_manager()
-
-    return main(argv, prog="manage.py apikeys", settings=settings, manager=manager)
+    return main(argv, prog="manage.py apikeys", settings=settings, manager=get_manager)
 
 
 class Command(BaseCommand):
