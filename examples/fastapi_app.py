@@ -29,8 +29,6 @@ from pydantic import BaseModel, Field
 from apikeys import APIKey, KeyManager
 from apikeys.dashboard import asgi_app, local_only
 from apikeys.fastapi import PROBLEM_RESPONSES, APIKeyAuth, RequiredKey
-from apikeys.monitoring import Monitor, SQLiteAuditStore, SQLiteUsageStore
-from apikeys.storage import SQLiteStore
 
 PREFIX = "shop"
 
@@ -49,11 +47,15 @@ def database_path() -> str:
     return os.environ.get("APIKEYS_DB", "apikeys.db")
 
 
+def database_url(database: str | Path | None = None) -> str:
+    return f"sqlite:///{database or database_path()}"
+
+
 def create_app(database: str | Path | None = None) -> FastAPI:
     """The shop app, its keys in the SQLite file ``database``."""
-    keys = KeyManager(SQLiteStore(str(database or database_path())), prefix=PREFIX)
-    db = str(database or database_path())
-    monitor = Monitor(keys, audit_store=SQLiteAuditStore(db), usage_store=SQLiteUsageStore(db))
+    # The store, plus usage counts and the audit trail in the same file (see them with
+    # `apikeys usage KEY_ID` / `apikeys audit`), plus per-key rate limits.
+    keys = KeyManager.from_url(database_url(database), prefix=PREFIX)
     # A KeyManager (blocking) runs in the thread pool; an AsyncKeyManager is awaited.
     auth = APIKeyAuth(keys)
     orders: dict[int, Order] = {}
@@ -61,14 +63,13 @@ def create_app(database: str | Path | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
-        monitor.close()
-        keys.close()
+        keys.close()  # flushes the usage counts and audit entries it owns
 
     app = FastAPI(title="Shop", lifespan=lifespan, responses=PROBLEM_RESPONSES)
     auth.install(app)
     app.state.keys = keys
     # The key dashboard; local_only lets in this machine's browsers: use your login.
-    app.mount("/apikeys", asgi_app(monitor, authorize=local_only))
+    app.mount("/apikeys", asgi_app(keys.monitor, authorize=local_only))
 
     @app.get("/health")
     async def health() -> dict[str, str]:
@@ -116,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     if args.command == "issue":
-        with KeyManager(SQLiteStore(database_path()), prefix=PREFIX) as keys:
+        with KeyManager.from_url(database_url(), prefix=PREFIX) as keys:
             print(keys.create(owner=args.owner, scopes=args.scopes, name="example").plaintext)
         return
 

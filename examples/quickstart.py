@@ -11,11 +11,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 from apikeys import AuthenticationError, InsufficientScope, KeyManager
-from apikeys.storage import SQLiteStore
 
 
 def main(database: str = "apikeys.db") -> None:
-    with KeyManager(SQLiteStore(database), prefix="acme") as keys:
+    # The keys, plus usage counts and the audit trail (`apikeys audit`), in one file.
+    with KeyManager.from_url(f"sqlite:///{database}", prefix="acme") as keys:
         issued = keys.create(
             owner="team-42",
             scopes=["orders:read"],

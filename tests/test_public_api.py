@@ -44,6 +44,7 @@ APIKEYS_ALL = [
     "RateLimited",
     "RateLimiter",
     "ServiceBusy",
+    "Settings",
     "StorageError",
     "TooManyFailures",
     "Verification",

@@ -23,7 +23,16 @@ from apikeys.storage import (
 # The only naming differences between the managers.
 MANAGER_RENAMES = {"close": "aclose", "__enter__": "__aenter__", "__exit__": "__aexit__"}
 # Documented as plain calls on AsyncKeyManager too: they do no I/O.
-NO_IO = {"authorize", "is_authorized", "record_request", "report_exposed", "now", "add_sink"}
+NO_IO = {
+    "authorize",
+    "is_authorized",
+    "record_request",
+    "report_exposed",
+    "now",
+    "add_sink",
+    "from_url",
+    "from_settings",
+}
 # Annotation spellings that differ between twins, sync -> async.
 TYPE_RENAMES = {
     "KeyStore": "AsyncKeyStore",

@@ -48,6 +48,7 @@ WORDS = {
     "arun_blocking": "run_blocking",
     "_aacquire_slot": "_acquire_slot",
     "_aflush": "_flush",
+    "_aclose_owned": "_close_owned",
     "LoopActions": "InlineActions",
     # Modules.
     "_async": "_manager",

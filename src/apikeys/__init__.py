@@ -3,9 +3,8 @@
 Quick start::
 
     from apikeys import KeyManager
-    from apikeys.storage import MemoryStore
 
-    keys = KeyManager(MemoryStore(), prefix="acme")
+    keys = KeyManager.from_url("sqlite:///apikeys.db", prefix="acme")  # + usage, audit, limits
     issued = keys.create(owner="team-42", scopes=["orders:read"])
     key = keys.verify(issued.plaintext, scopes=["orders:read"])
 """
@@ -24,6 +23,7 @@ from apikeys._models import (
     RateLimitStatus,
     Verification,
 )
+from apikeys._settings import Settings
 from apikeys.errors import (
     APIKeyError,
     AuthenticationError,
@@ -77,6 +77,7 @@ __all__ = [
     "RateLimited",
     "RateLimiter",
     "ServiceBusy",
+    "Settings",
     "StorageError",
     "TooManyFailures",
     "Verification",

@@ -463,7 +463,8 @@ class AsyncKeyManager(ManagerBase):
         return existed
 
     async def aclose(self) -> None:
-        """Close the store."""
+        """Close the store (and, on a wired manager, its monitor and limiter)."""
+        await self._aclose_owned()
         await self.store.aclose()
 
     async def __aenter__(self) -> AsyncKeyManager:

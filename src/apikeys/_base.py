@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, NoReturn, ParamSpec, TypeVar
 
+from typing_extensions import Self
+
 from apikeys import _keyformat, _policy
 from apikeys._hotpath import FailureThrottle, HashSlots, VerifiedCache
 from apikeys._issuance import IssuancePolicy
@@ -48,6 +50,7 @@ from apikeys.events import (
 from apikeys.hashing import Argon2Hasher, Hasher
 
 if TYPE_CHECKING:
+    from apikeys._settings import Settings
     from apikeys.ratelimit import KeyRateLimiter
 
 P = ParamSpec("P")
@@ -81,6 +84,70 @@ def _takes(sink: EventSink, event_type: str) -> bool:
 
 class ManagerBase:
     """Configuration and the pure steps of every manager call."""
+
+    monitor: Any = None
+    """The :class:`~apikeys.monitoring.Monitor` (or ``AsyncMonitor``) a wired manager
+    (:meth:`from_url`, :meth:`from_settings`) records usage and the audit trail
+    with; ``None`` for a bare manager or with ``monitoring=False``."""
+    _owned: tuple[Any, ...] = ()
+
+    @classmethod
+    def from_url(cls, url: str, *, prefix: str | Sequence[str], **options: Any) -> Self:
+        """A manager on the store ``url`` names, wired: by default a monitor whose
+        usage counts and audit trail live in the same database, and a rate limiter
+        (in-process counters, Redis with ``redis_url``) enforcing per-key limits
+        and quotas. Closing the manager closes all of them (the monitor flushes).
+
+        Args:
+            url: The store (see :func:`~apikeys.storage.store_from_url`;
+                ``memory://`` for tests).
+            prefix: The prefix of new keys, or a list of accepted prefixes.
+            **options: Any :class:`~apikeys.Settings` option (``monitoring=False``,
+                ``rate_limits=["100/minute"]``, ``redis_url``, ``hasher="hmac"``...)
+                and any constructor argument (``clock``, ``events``, a ``hasher``
+                or ``rate_limiter`` instance...).
+
+        Raises:
+            ConfigurationError: an invalid option or URL.
+            StorageError: the database cannot be opened.
+        """
+        from apikeys import _wiring
+
+        settings, options = _wiring.settings_and_options(url, prefix, options)
+        manager: Self = _wiring.build(cls, settings, **options)
+        return manager
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **options: Any) -> Self:
+        """A manager wired as ``settings`` say (see :meth:`from_url`).
+
+        Args:
+            settings: The options (e.g. ``Settings.from_env()``).
+            **options: Constructor arguments (``clock``, ``events``...).
+
+        Raises:
+            ConfigurationError: no prefix, or an invalid option.
+            StorageError: the database cannot be opened.
+        """
+        from apikeys import _wiring
+        from apikeys._settings import Settings
+
+        if not isinstance(settings, Settings):
+            raise ConfigurationError(f"{settings!r} is not an apikeys.Settings")
+        manager: Self = _wiring.build(cls, settings, **options)
+        return manager
+
+    def _close_owned(self) -> None:
+        """Close what :meth:`from_url` built besides the store (monitor first)."""
+        owned, self._owned = self._owned, ()
+        for resource in owned:
+            resource.close()
+
+    async def _aclose_owned(self) -> None:
+        """The awaitable twin of :meth:`_close_owned`."""
+        owned, self._owned = self._owned, ()
+        for resource in owned:
+            await resource.aclose()
 
     def __init__(
         self,

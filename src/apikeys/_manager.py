@@ -458,7 +458,8 @@ class KeyManager(ManagerBase):
         return existed
 
     def close(self) -> None:
-        """Close the store."""
+        """Close the store (and, on a wired manager, its monitor and limiter)."""
+        self._close_owned()
         self.store.close()
 
     def __enter__(self) -> KeyManager:

@@ -8,9 +8,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from apikeys import _keyformat
-from apikeys._cli._errors import UsageError
-from apikeys._cli._values import key_id_of, parse_duration, parse_instant, parse_prefixes
 from apikeys._cli.output import Progress, redact, render_table
+from apikeys._values import key_id_of, parse_duration, parse_instant, parse_prefixes
+from apikeys.errors import InvalidArgument
 
 
 class FakeTerminal(io.StringIO):
@@ -75,7 +75,7 @@ def test_durations(text: str, expected: timedelta) -> None:
 
 @pytest.mark.parametrize("text", ["", "90", "d", "1.5d", "-1d", "0d", "1y", "1d 2h"])
 def test_bad_durations(text: str) -> None:
-    with pytest.raises(UsageError):
+    with pytest.raises(InvalidArgument):
         parse_duration(text)
 
 
@@ -89,7 +89,7 @@ def test_instants_default_to_utc() -> None:
     assert parse_instant("2026-12-31T18:00:00Z") == datetime(2026, 12, 31, 18, tzinfo=utc)
     assert parse_instant("2026-12-31T18:00") == datetime(2026, 12, 31, 18, tzinfo=utc)
     assert parse_instant("2026-12-31T20:00+02:00") == datetime(2026, 12, 31, 18, tzinfo=utc)
-    with pytest.raises(UsageError):
+    with pytest.raises(InvalidArgument):
         parse_instant("next tuesday")
 
 
@@ -98,7 +98,7 @@ def test_key_id_of_accepts_an_id_or_a_whole_key_and_never_echoes_a_secret() -> N
     assert key_id_of(parts.key_id) == parts.key_id
     assert key_id_of(f" {key}\n") == parts.key_id
     broken = key[:-1] + ("A" if key[-1] != "A" else "B")
-    with pytest.raises(UsageError) as info:
+    with pytest.raises(InvalidArgument) as info:
         key_id_of(broken)
     assert parts.secret not in str(info.value)
 
@@ -106,5 +106,5 @@ def test_key_id_of_accepts_an_id_or_a_whole_key_and_never_echoes_a_secret() -> N
 def test_prefixes_are_validated_and_deduplicated() -> None:
     assert parse_prefixes(" acme_live, acme ,acme_live,") == ("acme_live", "acme")
     assert parse_prefixes("") == ()
-    with pytest.raises(UsageError):
+    with pytest.raises(InvalidArgument):
         parse_prefixes("acme,ACME")

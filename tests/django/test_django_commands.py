@@ -115,3 +115,39 @@ def test_listapikeys(apikeys_env: Env) -> None:
 def test_commands_fail_closed_when_the_database_is_down(apikeys_env: Env) -> None:
     with configured(apikeys_env, DATABASE="down"), pytest.raises(CommandError, match="failed"):
         run("listapikeys")
+
+
+def test_manage_py_apikeys_is_the_apikeys_command(
+    apikeys_env: Env, capsys: pytest.CaptureFixture[str]
+) -> None:
+    issued = apikeys_env.manager.create(owner="team-42", scopes=["orders:read"])
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as done:
+        call_command("apikeys", "show", "AAAAAAAAAAAAAAAA")
+    assert done.value.code == 1
+    call_command("apikeys", "list", "--json")
+    listed = json.loads(capsys.readouterr().out)
+    assert [(k["id"], k["owner"], k["state"]) for k in listed] == [
+        (issued.key.id, "team-42", "active")
+    ]
+    call_command("apikeys", "revoke", issued.key.id, "--reason", "leaked")
+    with pytest.raises(AuthenticationError):
+        apikeys_env.manager.verify(issued.plaintext)
+    with pytest.raises(SystemExit) as refused:
+        call_command("apikeys", "list", "--prefix", "other")
+    assert refused.value.code == 2
+
+
+def test_manage_py_apikeys_reports_a_bad_setting_in_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from django.test import override_settings
+
+    bad = {"PREFIX": "acme", "DEFAULT_EXPIRY": "soon"}
+    with override_settings(APIKEYS=bad), pytest.raises(SystemExit) as done:
+        call_command("apikeys", "list")
+    assert done.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "apikeys: error: invalid apikeys option default_expiry (APIKEYS_DEFAULT_EXPIRY): "
+        "invalid duration 'soon': use e.g. 90d, 1d12h, a number of seconds or ISO 8601 (P90D)"
+    ]

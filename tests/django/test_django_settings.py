@@ -15,6 +15,7 @@ from apikeys.django import DjangoStore, get_async_manager, get_manager
 from apikeys.django.conf import load_settings, parse_duration
 from apikeys.errors import ConfigurationError
 from apikeys.hashing import Argon2Hasher, HmacHasher
+from settings_table import NATIVE_CASES, TEXT_CASES, outcome
 
 
 def test_the_managers_are_built_once_and_rebuilt_when_the_setting_changes() -> None:
@@ -79,7 +80,7 @@ class _Sink:
         {"PREFIX": "Not Valid"},
         {"PREFIX": "acme", "PREFIXES": ["acme"]},
         {"PREFIX": "acme", "AUTHORIZATION_HEADER": None, "API_KEY_HEADER": None},
-        {"PREFIX": "acme", "TRUSTED_PROXIES": "10.0.0.0/8"},
+        {"PREFIX": "acme", "TRUSTED_PROXIES": 10},
         {"PREFIX": "acme", "TRUSTED_PROXIES": ["not-an-address"]},
         {"PREFIX": "acme", "HASHER": "no.such.Hasher"},
         {"PREFIX": "acme", "HASHER": object()},
@@ -141,3 +142,31 @@ def test_the_committed_migrations_match_the_model() -> None:
     from django.core.management import call_command
 
     call_command("makemigrations", "apikeys", "--check", "--dry-run", verbosity=0)
+
+
+def _django(name: str, value: Any) -> Any:
+    apikeys = {"PREFIX": "acme", name.upper(): value}
+    with override_settings(APIKEYS=apikeys):
+        return load_settings().settings
+
+
+@pytest.mark.parametrize(("name", "value"), TEXT_CASES + NATIVE_CASES)
+def test_django_accepts_and_refuses_what_every_front_end_does(name: str, value: Any) -> None:
+    from apikeys.flask._config import load_settings as load_flask
+
+    def flask(name: str, value: Any) -> Any:
+        return load_flask({"APIKEYS_PREFIX": "acme", f"APIKEYS_{name.upper()}": value}).settings
+
+    assert outcome(_django, name, value) == outcome(flask, name, value)
+
+
+def test_a_database_url_puts_keys_usage_and_audit_outside_django(tmp_path: Any) -> None:
+    url = f"sqlite:///{tmp_path / 'keys.db'}"
+    apikeys = {"PREFIX": "acme", "DATABASE_URL": url, "HASHER": "argon2-test"}
+    with override_settings(APIKEYS=apikeys):
+        manager = get_manager()
+        assert not isinstance(manager.store, DjangoStore)
+        issued = manager.create(owner="team-1")
+        assert manager.monitor is not None
+        assert [e.type for e in manager.monitor.audit(key_id=issued.key.id)] == ["key.created"]
+    manager.close()

@@ -10,8 +10,6 @@ import os
 from datetime import timedelta
 from pathlib import Path
 
-from apikeys.ratelimit import KeyRateLimiter
-
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "django-insecure-example-only-change-me")
@@ -74,8 +72,7 @@ APIKEYS = {
     "PREFIX": "shop",
     "DEFAULT_EXPIRY": timedelta(days=90),
     "ROTATION_GRACE": timedelta(hours=24),
-    "RATE_LIMITER": KeyRateLimiter(default=["600/minute"]),
-    "ASYNC_RATE_LIMITER": KeyRateLimiter(default=["600/minute"]),
+    "RATE_LIMITS": ["600/minute"],  # default limits; per-key limits are enforced too
 }
 
 REST_FRAMEWORK = {

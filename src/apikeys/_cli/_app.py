@@ -23,6 +23,8 @@ from apikeys._cli._context import (
 )
 from apikeys._cli._errors import CommandError, Exit, UsageError
 from apikeys._cli.output import Output, redact
+from apikeys._manager import KeyManager
+from apikeys._settings import Settings
 from apikeys.errors import (
     APIKeyError,
     ConfigurationError,
@@ -47,6 +49,8 @@ environment:
                          working directory)
   {ENV_PREFIX}         key prefixes, comma-separated; the first issues new keys
   {ENV_HASHER}         argon2 (default) or hmac (with APIKEYS_HMAC_PEPPERS)
+  and every other option of docs/configuration.md (APIKEYS_DEFAULT_EXPIRY,
+  APIKEYS_ROTATION_GRACE, APIKEYS_MONITORING, APIKEYS_RATE_LIMITS...)
 
 exit status:
   0 ok, 1 verification failed / key found / operation refused, 2 usage error,
@@ -125,12 +129,16 @@ def _version() -> str:
         return "unknown"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full ``apikeys`` parser, with every registered command group."""
+def build_parser(prog: str = "apikeys") -> argparse.ArgumentParser:
+    """The full ``apikeys`` parser, with every registered command group.
+
+    Args:
+        prog: The command's name in help and errors (``flask apikeys``...).
+    """
     common = _Parser(add_help=False)
     _add_common_options(common)
     parser = _Parser(
-        prog="apikeys",
+        prog=prog,
         description="Manage API keys and find leaked ones.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -161,18 +169,28 @@ def _fail(message: str, status: int) -> int:
     return status
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    prog: str = "apikeys",
+    settings: Settings | None = None,
+    manager: Callable[[], KeyManager] | None = None,
+) -> int:
     """Run the ``apikeys`` command.
 
     Args:
         argv: The arguments (default: ``sys.argv[1:]``).
+        prog: The command's name (``flask apikeys``, ``manage.py apikeys``).
+        settings: A framework's settings (default: environment and flags).
+        manager: Returns a framework's manager (then ``--database-url`` and
+            ``--prefix`` are refused: the app's configuration decides).
 
     Returns:
         The exit status: 0 ok; 1 verification failed, a key was found, or an
         operation was refused; 2 usage error; 3 store unavailable.
     """
     try:
-        parser = build_parser()
+        parser = build_parser(prog)
         args = parser.parse_args(argv)
         handler: Handler | None = getattr(args, "handler", None)
         if handler is None:
@@ -184,7 +202,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             json_mode=getattr(args, "json", False),
             progress=not getattr(args, "no_progress", False),
         )
-        context = Context(args, out)
+        supplied = None
+        if manager is not None:
+            for flag in ("database_url", "prefix"):
+                if hasattr(args, flag):
+                    option = "--" + flag.replace("_", "-")
+                    raise UsageError(f"{option}: {prog} uses the app's configuration")
+            supplied = manager()
+        context = Context(args, out, settings=settings, manager=supplied)
         try:
             return handler(args, context)
         finally:

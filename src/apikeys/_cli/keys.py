@@ -86,14 +86,20 @@ def _create(args: argparse.Namespace, ctx: Context) -> int:
         "owner": args.owner,
         "scopes": _scopes(args.scope),
         "name": args.name,
-        "expires_in": parse_duration(args.expires_in) if args.expires_in else None,
+        "expires_in": (
+            parse_duration(args.expires_in)
+            if args.expires_in
+            else None
+            if args.expires_at
+            else ctx.default_expiry
+        ),
         "expires_at": parse_instant(args.expires_at) if args.expires_at else None,
         "allowed_ips": _scopes(args.allow_ip),
         "metadata": parse_json_object(args.metadata) if args.metadata else None,
         "rate_limits": list(args.rate_limit or ()),
         "quota": args.quota,
     }
-    manager = ctx.manager(create_database=True)
+    manager = ctx.manager(create_database=True, issuing=True)
     issued: list[IssuedKey] = []
     try:
         with ctx.out.progress("issuing keys", total=args.count) as progress:
@@ -118,7 +124,11 @@ def _add_key_settings(parser: argparse.ArgumentParser) -> None:
         help="a granted scope (repeat, or comma-separate): orders:read, orders:*, *",
     )
     parser.add_argument("--name", help="a human label, e.g. CI")
-    parser.add_argument("--expires-in", metavar="DURATION", help="lifetime: 90d, 12h, 2w, 1d12h")
+    parser.add_argument(
+        "--expires-in",
+        metavar="DURATION",
+        help="lifetime: 90d, 12h, 2w, 1d12h (default: APIKEYS_DEFAULT_EXPIRY, else never)",
+    )
     parser.add_argument("--expires-at", metavar="WHEN", help="expiry (ISO 8601, UTC if no zone)")
     parser.add_argument(
         "--allow-ip",
@@ -322,10 +332,12 @@ def _revoke(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _rotate(args: argparse.Namespace, ctx: Context) -> int:
-    grace = parse_duration(args.grace, allow_zero=True) if args.grace else timedelta(0)
+    grace = (
+        parse_duration(args.grace, allow_zero=True) if args.grace else ctx.settings.rotation_grace
+    )
     expires_in = parse_duration(args.expires_in) if args.expires_in else None
     old_id = key_id_of(args.key_id)
-    manager = ctx.manager()
+    manager = ctx.manager(issuing=True)
     issued = manager.rotate(old_id, grace=grace, expires_in=expires_in)
     show_issued(ctx, [issued], quiet=args.quiet)
     if not args.quiet and not ctx.out.json_mode:
@@ -480,7 +492,7 @@ def register(commands: Commands) -> None:
     p.add_argument(
         "--grace",
         metavar="DURATION",
-        help="how long the old key keeps working (default 0: stops now)",
+        help="how long the old key keeps working (default: APIKEYS_ROTATION_GRACE, else 0)",
     )
     p.add_argument(
         "--expires-in", metavar="DURATION", help="the successor's lifetime (default: the old key's)"
@@ -501,7 +513,16 @@ def register(commands: Commands) -> None:
     p.add_argument("--scope", "-s", action="append", metavar="SCOPE", help="a required scope")
     p.add_argument("--ip", help="the client address to check against the key's allowlist")
 
-    p = commands.add("purge", _purge, help="delete key records for good (audit trail too)")
+    p = commands.add(
+        "purge",
+        _purge,
+        help="delete key records for good (the audit trail keeps their entries)",
+        description=(
+            "Delete key records for good. Their audit entries are kept, and a\n"
+            "key.purged entry is added, so 'apikeys audit --key ID' still tells the\n"
+            "key's story (entries go only by the audit retention)."
+        ),
+    )
     p.add_argument("key_ids", nargs="*", metavar="KEY_ID", help="ids to purge")
     p.add_argument(
         "--state", choices=["revoked", "expired"], help="purge every key in this state (with --yes)"

@@ -15,37 +15,20 @@ from datetime import datetime, timedelta
 from typing import Final
 
 from apikeys._cli._app import Commands
-from apikeys._cli._context import Context
+from apikeys._cli._context import ENV_AUDIT_URL, ENV_USAGE_URL, Context
 from apikeys._cli._errors import Exit
 from apikeys._cli._values import key_id_of, parse_duration, parse_instant
 from apikeys._cli.output import key_json, when
-from apikeys.monitoring import (
-    Monitor,
-    UsageReport,
-    audit_store_from_url,
-    usage_store_from_url,
-)
+from apikeys.monitoring import Monitor, UsageReport
 
-ENV_USAGE_URL: Final = "APIKEYS_USAGE_URL"
-ENV_AUDIT_URL: Final = "APIKEYS_AUDIT_URL"
 BARS: Final = " ▁▂▃▄▅▆▇█"
 ASCII_BARS: Final = " .:-=+*#@"
 CHART_WIDTH: Final = 60
 
 
-def _monitor(ctx: Context, *, attach: bool = False) -> Monitor:
-    """A monitor on the CLI's manager, with the configured stores (closed by the caller)."""
-    args = ctx.args
-    audit_url = getattr(args, "audit_url", None) or ctx.env.get(ENV_AUDIT_URL) or ctx.database_url
-    usage_url = getattr(args, "usage_url", None) or ctx.env.get(ENV_USAGE_URL) or ctx.database_url
-    manager = ctx.manager()
-    audit = audit_store_from_url(audit_url)
-    try:
-        usage = usage_store_from_url(usage_url)
-    except BaseException:
-        audit.close()
-        raise
-    return Monitor(manager, audit_store=audit, usage_store=usage, attach=attach)
+def _monitor(ctx: Context) -> Monitor:
+    """The monitor of the CLI's manager (closed with the context)."""
+    return ctx.monitor()
 
 
 def _since(text: str | None, now: datetime, default: timedelta) -> datetime:
@@ -131,16 +114,11 @@ def render_usage(report: UsageReport, width: int = CHART_WIDTH, ascii_only: bool
 def _usage(args: argparse.Namespace, ctx: Context) -> int:
     key_id = key_id_of(args.key)
     monitor = _monitor(ctx)
-    try:
-        now = monitor.manager.now()
-        until = parse_instant(args.until) if args.until else None
-        since = _since(args.since, until or now, timedelta(days=1))
-        by = [d.strip() for d in args.by.split(",") if d.strip()] if args.by else []
-        report = monitor.usage(
-            key_id, since=since, until=until, by=by, granularity=args.granularity
-        )
-    finally:
-        monitor.close()
+    now = monitor.manager.now()
+    until = parse_instant(args.until) if args.until else None
+    since = _since(args.since, until or now, timedelta(days=1))
+    by = [d.strip() for d in args.by.split(",") if d.strip()] if args.by else []
+    report = monitor.usage(key_id, since=since, until=until, by=by, granularity=args.granularity)
     if ctx.out.json_mode:
         ctx.out.json(report.to_dict())
     else:
@@ -151,20 +129,17 @@ def _usage(args: argparse.Namespace, ctx: Context) -> int:
 
 def _audit(args: argparse.Namespace, ctx: Context) -> int:
     monitor = _monitor(ctx)
-    try:
-        now = monitor.manager.now()
-        until = parse_instant(args.until) if args.until else None
-        since = _since(args.since, until or now, timedelta(days=30)) if args.since else None
-        entries = monitor.audit(
-            key_id=key_id_of(args.key) if args.key else None,
-            owner=args.owner,
-            since=since,
-            until=until,
-            types=args.type or None,
-            limit=args.limit,
-        )
-    finally:
-        monitor.close()
+    now = monitor.manager.now()
+    until = parse_instant(args.until) if args.until else None
+    since = _since(args.since, until or now, timedelta(days=30)) if args.since else None
+    entries = monitor.audit(
+        key_id=key_id_of(args.key) if args.key else None,
+        owner=args.owner,
+        since=since,
+        until=until,
+        types=args.type or None,
+        limit=args.limit,
+    )
     if ctx.out.json_mode:
         ctx.out.json([entry.to_dict() for entry in entries])
         return Exit.OK
@@ -189,17 +164,13 @@ def _audit(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _review(args: argparse.Namespace, ctx: Context) -> int:
-    monitor = _monitor(ctx)
-    try:
-        findings = monitor.review(
-            unused_for=parse_duration(args.unused_for) if args.unused_for != "off" else None,
-            max_age=parse_duration(args.max_age) if args.max_age != "off" else None,
-            broad_scopes=args.broad_scope or ["*"],
-            flag_no_expiry=not args.allow_no_expiry,
-            owner=args.owner,
-        )
-    finally:
-        monitor.close()
+    findings = _monitor(ctx).review(
+        unused_for=parse_duration(args.unused_for) if args.unused_for != "off" else None,
+        max_age=parse_duration(args.max_age) if args.max_age != "off" else None,
+        broad_scopes=args.broad_scope or ["*"],
+        flag_no_expiry=not args.allow_no_expiry,
+        owner=args.owner,
+    )
     if ctx.out.json_mode:
         ctx.out.json([finding.to_dict() for finding in findings])
     else:
@@ -230,14 +201,9 @@ def _enable(args: argparse.Namespace, ctx: Context) -> int:
 
 def _switch(args: argparse.Namespace, ctx: Context, *, suspend: bool) -> int:
     key_id = key_id_of(args.key)
-    monitor = _monitor(ctx, attach=True)  # the change lands in the audit trail
-    try:
-        manager = monitor.manager
-        key = manager.suspend(key_id, reason=args.reason) if suspend else manager.enable(key_id)
-        monitor.flush()
-    finally:
-        monitor.close()
-    now = ctx.manager().now()
+    manager = ctx.manager()  # its monitor puts the change in the audit trail
+    key = manager.suspend(key_id, reason=args.reason) if suspend else manager.enable(key_id)
+    now = manager.now()
     if ctx.out.json_mode:
         ctx.out.json(key_json(key, now))
     else:

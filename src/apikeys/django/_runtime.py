@@ -39,14 +39,46 @@ def get_settings() -> APIKeysSettings:
     return current
 
 
-def _options(conf: APIKeysSettings) -> dict[str, Any]:
+def _options(conf: APIKeysSettings, limiter: Any) -> dict[str, Any]:
     options: dict[str, Any] = dict(conf.manager_options)
-    options["prefix"] = list(conf.prefixes)
     if conf.hasher is not None:
         options["hasher"] = conf.hasher
     if conf.events:
         options["events"] = list(conf.events)
+    if limiter is not None:
+        options["rate_limiter"] = limiter
+    if not conf.database_url_set:
+        from apikeys.django.store import DjangoStore
+
+        options["store"] = DjangoStore(conf.database)
+        options["monitoring_database"] = database_url(conf.database)
     return options
+
+
+def database_url(alias: str) -> str:
+    """A URL of the Django database ``alias`` for the monitoring stores: its SQLite
+    file, PostgreSQL or MySQL database; ``memory://`` for an in-memory SQLite
+    database or another engine (usage and audit then stay in the process)."""
+    from django.db import connections
+
+    conf = connections[alias].settings_dict
+    engine = str(conf.get("ENGINE", ""))
+    name = str(conf.get("NAME") or "")
+    if engine.endswith("sqlite3"):
+        in_memory = not name or name == ":memory:" or "mode=memory" in name
+        return "memory://" if in_memory else f"sqlite:///{name}"
+    dialect = {"postgresql": "postgresql+psycopg", "mysql": "mysql+pymysql"}.get(
+        engine.rsplit(".", 1)[-1]
+    )
+    if dialect is None:
+        return "memory://"
+    from urllib.parse import quote
+
+    user = quote(str(conf.get("USER") or ""), safe="")
+    password = quote(str(conf.get("PASSWORD") or ""), safe="")
+    auth = f"{user}:{password}@" if password else (f"{user}@" if user else "")
+    port = f":{conf['PORT']}" if conf.get("PORT") else ""
+    return f"{dialect}://{auth}{conf.get('HOST') or 'localhost'}{port}/{name}"
 
 
 @contextmanager
@@ -55,11 +87,16 @@ def _options_checked() -> Iterator[None]:
         yield
     except TypeError as exc:  # an unknown MANAGER_OPTIONS keyword
         raise ConfigurationError(f"APIKEYS['MANAGER_OPTIONS']: {exc}") from exc
+    except ConfigurationError as exc:
+        if "invalid manager option" in exc.message:
+            raise ConfigurationError(f"APIKEYS['MANAGER_OPTIONS']: {exc.message}") from None
+        raise
 
 
 def get_manager() -> KeyManager:
-    """The process-wide :class:`~apikeys.KeyManager` on the Django database,
-    built on first use from ``settings.APIKEYS``.
+    """The process-wide :class:`~apikeys.KeyManager`, built on first use from
+    ``settings.APIKEYS`` with :meth:`~apikeys.KeyManager.from_settings`: on the
+    Django database (or ``DATABASE_URL``), with a monitor and a rate limiter.
 
     Returns:
         The manager (the same object until ``APIKEYS`` changes).
@@ -71,15 +108,11 @@ def get_manager() -> KeyManager:
     manager = _manager
     if manager is None:
         conf = get_settings()
-        from apikeys.django.store import DjangoStore
-
         with _lock:
             if _manager is None:
                 with _options_checked():
-                    _manager = KeyManager(
-                        DjangoStore(conf.database),
-                        rate_limiter=conf.rate_limiter,
-                        **_options(conf),
+                    _manager = KeyManager.from_settings(
+                        conf.settings, **_options(conf, conf.rate_limiter)
                     )
             manager = _manager
     return manager
@@ -99,25 +132,24 @@ def get_async_manager() -> AsyncKeyManager:
     manager = _async_manager
     if manager is None:
         conf = get_settings()
-        from apikeys.django.store import DjangoStore
-
         with _lock:
             if _async_manager is None:
                 with _options_checked():
-                    _async_manager = AsyncKeyManager(
-                        DjangoStore(conf.database),
-                        rate_limiter=conf.async_rate_limiter,
-                        **_options(conf),
+                    _async_manager = AsyncKeyManager.from_settings(
+                        conf.settings, **_options(conf, conf.async_rate_limiter)
                     )
             manager = _async_manager
     return manager
 
 
 def reset() -> None:
-    """Forget the settings and managers; the next call rebuilds them."""
+    """Forget the settings and managers (their monitors flushed and closed); the
+    next call rebuilds them."""
     global _settings, _manager, _async_manager
     with _lock:
-        _settings = _manager = _async_manager = None
+        manager, _settings, _manager, _async_manager = _manager, None, None, None
+    if manager is not None:
+        manager._close_owned()
 
 
 def on_setting_changed(*, setting: str, **_: Any) -> None:

@@ -8,32 +8,30 @@
         "TRUSTED_PROXIES": ["10.0.0.0/8"],      # believe X-Forwarded-For from these
     }
 
-Every key (all optional except ``PREFIX``):
+The keys are the options of :class:`apikeys.Settings`, upper-cased (the
+environment variables without ``APIKEYS_``), read and validated by it: the same
+names, values and error messages as Flask's config and the ``apikeys`` command
+(see ``docs/configuration.md``). ``PREFIX`` is required. Without
+``DATABASE_URL`` the keys live in the Django database (:class:`DjangoStore`) and,
+with ``MONITORING`` (default on), usage and the audit trail too when it is a
+SQLite file, PostgreSQL or MySQL database.
 
-- ``PREFIX``: the prefix of new keys, or a list of accepted prefixes (the first issues).
-- ``AUTHORIZATION_HEADER`` (``"Authorization"``), ``API_KEY_HEADER`` (``"X-API-Key"``),
-  ``QUERY_PARAM`` (``None``, and best left so): where requests carry the key;
-  ``None`` disables one.
-- ``TRUSTED_PROXIES``: addresses/networks of reverse proxies whose
-  ``X-Forwarded-For`` is believed. Empty (default): ``REMOTE_ADDR`` is the client.
-- ``REALM``: the ``realm`` of ``WWW-Authenticate`` challenges (``"api"``).
-- ``HASHER``: a :class:`~apikeys.hashing.Hasher` instance, or the dotted path of a
-  class or factory called without arguments. Default: ``Argon2Hasher()``.
-- ``DEFAULT_EXPIRY``: lifetime of keys issued from the admin and ``createapikey``
-  (a ``timedelta``, seconds, or a duration such as ``"90d"``); ``None``: no expiry.
-- ``ROTATION_GRACE``: how long a key rotated from the admin keeps working
-  (default one day; ``rotateapikey --grace`` overrides it on the command line).
+Django-only keys:
+
 - ``DATABASE``: the database alias holding the keys (``"default"``).
+- ``HASHER``: besides the shared names (``argon2``, ``hmac``, ``argon2-test``), a
+  :class:`~apikeys.hashing.Hasher` instance or the dotted path of a class or
+  factory called without arguments.
 - ``EVENTS``: event sinks (instances or dotted paths), see :mod:`apikeys.events`.
 - ``RATE_LIMITER`` / ``ASYNC_RATE_LIMITER``: limiters for the sync and async
-  managers (instances or dotted paths), see :mod:`apikeys.ratelimit`.
+  managers (instances or dotted paths) instead of the one built from
+  ``RATE_LIMITS``/``REDIS_URL``, see :mod:`apikeys.ratelimit`.
 - ``MANAGER_OPTIONS``: other keyword arguments of :class:`~apikeys.KeyManager`
   (``cache_size``, ``touch_interval``, ``failure_limit``, ``clock``...).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -44,32 +42,18 @@ from django.utils.dateparse import parse_duration as parse_iso_duration
 from django.utils.module_loading import import_string
 
 from apikeys._http import HTTPSettings
-from apikeys.errors import ConfigurationError
+from apikeys._settings import Settings
+from apikeys._values import is_compact_duration
+from apikeys._values import parse_duration as parse_compact
+from apikeys.errors import ConfigurationError, InvalidArgument
 from apikeys.hashing import Hasher
 
 __all__ = ["APIKeysSettings", "load_settings", "parse_duration"]
 
-_KEYS = frozenset(
-    {
-        "PREFIX",
-        "AUTHORIZATION_HEADER",
-        "API_KEY_HEADER",
-        "QUERY_PARAM",
-        "TRUSTED_PROXIES",
-        "REALM",
-        "REQUIRE_HTTPS",
-        "HTTPS_EXEMPT_LOOPBACK",
-        "HASHER",
-        "DEFAULT_EXPIRY",
-        "ROTATION_GRACE",
-        "DATABASE",
-        "EVENTS",
-        "RATE_LIMITER",
-        "ASYNC_RATE_LIMITER",
-        "MANAGER_OPTIONS",
-    }
+_DJANGO_KEYS = frozenset(
+    {"DATABASE", "EVENTS", "RATE_LIMITER", "ASYNC_RATE_LIMITER", "MANAGER_OPTIONS"}
 )
-_COMPACT = re.compile(r"(?:\d+[wdhms])+")
+_HASHER_NAMES = frozenset({"argon2", "argon2-test", "hmac"})
 
 
 @dataclass(frozen=True)
@@ -77,28 +61,44 @@ class APIKeysSettings:
     """The validated ``APIKEYS`` setting.
 
     Attributes:
-        prefixes: Accepted prefixes; the first is the one new keys get.
-        http: Where requests carry the key and how the client address is found.
-        hasher: The hasher, or ``None`` for the manager's default.
-        default_expiry: Lifetime of keys issued from the admin and commands.
-        rotation_grace: Grace period of a rotation from the admin.
+        settings: The shared options (:class:`apikeys.Settings`).
+        hasher: A hasher instance given as ``HASHER`` (else ``None``: the named one).
         database: The database alias of the key table.
         events: Event sinks handed to both managers.
-        rate_limiter: The sync manager's limiter.
+        rate_limiter: The sync manager's limiter (``None``: built from the settings).
         async_rate_limiter: The async manager's limiter.
         manager_options: Other keyword arguments of the managers.
+        database_url_set: Whether ``DATABASE_URL`` was given (keys outside Django).
     """
 
-    prefixes: tuple[str, ...]
-    http: HTTPSettings
+    settings: Settings
     hasher: Hasher | None = None
-    default_expiry: timedelta | None = None
-    rotation_grace: timedelta = timedelta(days=1)
     database: str = "default"
     events: tuple[Any, ...] = ()
     rate_limiter: Any = None
     async_rate_limiter: Any = None
     manager_options: Mapping[str, Any] = field(default_factory=dict)
+    database_url_set: bool = False
+
+    @property
+    def prefixes(self) -> tuple[str, ...]:
+        """Accepted prefixes; the first is the one new keys get."""
+        return self.settings.prefix
+
+    @property
+    def http(self) -> HTTPSettings:
+        """Where requests carry the key and how the client address is found."""
+        return self.settings.http
+
+    @property
+    def default_expiry(self) -> timedelta | None:
+        """Lifetime of keys issued from the admin and commands."""
+        return self.settings.default_expiry
+
+    @property
+    def rotation_grace(self) -> timedelta:
+        """Grace period of a rotation from the admin and commands."""
+        return self.settings.rotation_grace
 
 
 def parse_duration(value: object, *, name: str = "duration") -> timedelta:
@@ -122,10 +122,11 @@ def parse_duration(value: object, *, name: str = "duration") -> timedelta:
         result = timedelta(seconds=value)
     elif isinstance(value, str) and value.strip():
         text = value.strip()
-        if _COMPACT.fullmatch(text.lower()):
-            from apikeys._cli._values import parse_duration as parse_compact
-
-            result = parse_compact(text, allow_zero=True)
+        if is_compact_duration(text):
+            try:
+                result = parse_compact(text, allow_zero=True)
+            except InvalidArgument as exc:
+                raise ConfigurationError(f"{name}: {exc.message}") from None
         else:
             parsed = parse_iso_duration(text)
             if parsed is None:
@@ -151,13 +152,6 @@ def _instance(value: Any, name: str) -> Any:
     return value
 
 
-def _optional_str(raw: Mapping[str, Any], name: str, default: str | None) -> str | None:
-    value = raw.get(name, default)
-    if value is not None and (not isinstance(value, str) or not value):
-        raise ConfigurationError(f"APIKEYS[{name!r}] must be a non-empty string or None")
-    return value
-
-
 def load_settings() -> APIKeysSettings:
     """Read and validate ``settings.APIKEYS``.
 
@@ -166,49 +160,25 @@ def load_settings() -> APIKeysSettings:
 
     Raises:
         ConfigurationError: the setting is missing, has an unknown key, or an
-            invalid value.
+            invalid value (naming the option as every front end does).
     """
     raw = getattr(django_settings, "APIKEYS", None)
     if not isinstance(raw, Mapping):
         raise ConfigurationError(
             "apikeys.django needs settings.APIKEYS = {'PREFIX': 'yourapp', ...}"
         )
-    unknown = sorted(set(raw) - _KEYS)
-    if unknown:
-        raise ConfigurationError(
-            f"unknown APIKEYS setting(s) {', '.join(unknown)}; known: {', '.join(sorted(_KEYS))}"
-        )
-    prefix = raw.get("PREFIX")
-    if isinstance(prefix, str):
-        prefixes: tuple[str, ...] = (prefix,)
-    elif isinstance(prefix, Sequence) and prefix and all(isinstance(p, str) for p in prefix):
-        prefixes = tuple(prefix)
-    else:
-        raise ConfigurationError("APIKEYS['PREFIX'] must be a prefix or a list of prefixes")
-    proxies = raw.get("TRUSTED_PROXIES", ())
-    if isinstance(proxies, str) or not isinstance(proxies, Sequence):
-        raise ConfigurationError("APIKEYS['TRUSTED_PROXIES'] must be a list of networks")
-    http = HTTPSettings(
-        authorization_header=_optional_str(raw, "AUTHORIZATION_HEADER", "Authorization"),
-        api_key_header=_optional_str(raw, "API_KEY_HEADER", "X-API-Key"),
-        query_param=_optional_str(raw, "QUERY_PARAM", None),
-        trusted_proxies=tuple(proxies),
-        realm=_optional_str(raw, "REALM", "api") or "api",
-        require_https=raw.get("REQUIRE_HTTPS", False),
-        https_exempt_loopback=raw.get("HTTPS_EXEMPT_LOOPBACK", True),
-    )
-    hasher = raw.get("HASHER")
-    if hasher is not None:
+    shared = {k: v for k, v in raw.items() if k not in _DJANGO_KEYS}
+    hasher = shared.get("HASHER")
+    if hasher is not None and not (isinstance(hasher, str) and hasher.lower() in _HASHER_NAMES):
+        del shared["HASHER"]
         hasher = _instance(hasher, "HASHER")
         if not isinstance(hasher, Hasher):
             raise ConfigurationError("APIKEYS['HASHER'] must be an apikeys.hashing.Hasher")
-    expiry = raw.get("DEFAULT_EXPIRY")
-    default_expiry = None
-    if expiry is not None:
-        default_expiry = parse_duration(expiry, name="APIKEYS['DEFAULT_EXPIRY']")
-        if default_expiry == timedelta(0):
-            raise ConfigurationError("APIKEYS['DEFAULT_EXPIRY'] must be positive (or None)")
-    grace = parse_duration(raw.get("ROTATION_GRACE", timedelta(days=1)), name="ROTATION_GRACE")
+    else:
+        hasher = None
+    settings = Settings.from_mapping(shared)
+    if not settings.prefix:
+        raise ConfigurationError("APIKEYS['PREFIX'] must be a prefix or a list of prefixes")
     database = raw.get("DATABASE", "default")
     if not isinstance(database, str) or database not in django_settings.DATABASES:
         raise ConfigurationError(f"APIKEYS['DATABASE']: {database!r} is not in DATABASES")
@@ -224,14 +194,12 @@ def load_settings() -> APIKeysSettings:
             f"set {', '.join(clashing)} with their own APIKEYS keys, not MANAGER_OPTIONS"
         )
     return APIKeysSettings(
-        prefixes=prefixes,
-        http=http,
+        settings=settings,
         hasher=hasher,
-        default_expiry=default_expiry,
-        rotation_grace=grace,
         database=database,
         events=tuple(_instance(sink, "EVENTS") for sink in events),
         rate_limiter=_instance(raw.get("RATE_LIMITER"), "RATE_LIMITER"),
         async_rate_limiter=_instance(raw.get("ASYNC_RATE_LIMITER"), "ASYNC_RATE_LIMITER"),
         manager_options=dict(options),
+        database_url_set=raw.get("DATABASE_URL") is not None,
     )
