@@ -31,23 +31,25 @@ class Framework:
     cwd: Path = APPS
 
 
+def _uvicorn(app: str) -> Callable[[int], list[str]]:
+    """The command serving the ASGI ``app`` ("module:attribute") with uvicorn."""
+    return lambda port: [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        app,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--no-proxy-headers",
+        "--log-level",
+        "warning",
+    ]
+
+
 FRAMEWORKS = [
-    Framework(
-        "fastapi",
-        lambda port: [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "fastapi_app:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--no-proxy-headers",
-            "--log-level",
-            "warning",
-        ],
-    ),
+    Framework("fastapi", _uvicorn("fastapi_app:app")),
     Framework(
         "flask",
         lambda port: [
@@ -63,6 +65,10 @@ FRAMEWORKS = [
             str(port),
             "--no-reload",
         ],
+    ),
+    *(
+        Framework(name, _uvicorn(f"{name}_app:app"))
+        for name in ("asgi", "litestar")  # the generic ASGI middleware; Litestar's adapter
     ),
     Framework(
         "django",
