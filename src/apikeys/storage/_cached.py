@@ -1,0 +1,245 @@
+"""CachedStore: records served from process memory while a change channel proves
+itself alive; see docs/storage.md ("Caching records across processes")."""
+
+from __future__ import annotations
+
+import builtins
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from apikeys._models import KeyRecord, KeyState
+from apikeys.errors import ConfigurationError
+from apikeys.storage._changes import change_payload
+from apikeys.storage._listeners import Listener, PostgresListener, RedisListener
+from apikeys.storage._protocol import KeyStore, SupportsNotify, SupportsTouch
+from apikeys.storage._schema import redact_url
+
+logger = logging.getLogger("apikeys.storage")
+
+DEFAULT_CHANNEL = "apikeys_changes"
+
+
+class CachedStore:
+    """A :class:`~apikeys.storage.KeyStore` that keeps records in process memory
+    and drops them when any process announces a change.
+
+    The guarantee (docs/storage.md states it in full):
+
+    - The process that writes (revoke, suspend, rotate, purge...) through its
+      ``CachedStore`` sees its own change as soon as the call returns.
+    - Every other process sharing the same ``invalidation`` channel sees a
+      change no later than ``max_staleness`` after it was announced: with
+      PostgreSQL the announcement is the commit itself (``NOTIFY`` inside the
+      write's transaction, for stores with :class:`SupportsNotify`); with Redis
+      it is the ``PUBLISH`` sent right after the commit.
+
+    Safe by construction: a background thread sends a heartbeat through the
+    channel every ``max_staleness / 4``; a cached record is served only while a
+    heartbeat sent less than ``max_staleness`` ago has come back (messages
+    arrive in order, so every change announced before that heartbeat has been
+    applied). When the channel drops, reconnects or lags, every read goes to the
+    inner store, and the memory is emptied before it is trusted again. Unknown
+    ids are never cached.
+
+    ``touch`` (``last_used_at``) writes through but announces nothing: other
+    processes may show a ``last_used_at`` up to the life of their cache entry old.
+
+    Args:
+        store: The store holding the records (the source of truth).
+        invalidation: ``postgresql://...`` (LISTEN/NOTIFY) or ``redis://...``
+            (pub/sub) URL of the change channel.
+        max_staleness: How late another process may see a change (default 100 ms).
+        channel: The channel name shared by every process (letters, digits, ``_``).
+        maxsize: Records kept at most (oldest dropped first).
+        name: Identifies this cache's listening connection (PostgreSQL
+            ``application_name``); random by default.
+
+    Raises:
+        ConfigurationError: an unsupported URL scheme, a bad channel name or a
+            non-positive ``max_staleness``.
+
+    Example::
+
+        store = CachedStore(
+            SQLAlchemyStore("postgresql+psycopg://app@db/app"),
+            invalidation="postgresql://app@db/app",
+        )
+    """
+
+    def __init__(
+        self,
+        store: KeyStore,
+        *,
+        invalidation: str,
+        max_staleness: timedelta = timedelta(milliseconds=100),
+        channel: str = DEFAULT_CHANNEL,
+        maxsize: int = 10_000,
+        name: str | None = None,
+    ) -> None:
+        if max_staleness <= timedelta(0):
+            raise ConfigurationError("max_staleness must be positive")
+        if not channel.replace("_", "").isalnum() or not channel.isascii() or len(channel) > 40:
+            raise ConfigurationError(f"bad channel name {channel!r} (letters, digits, _)")
+        self.store = store
+        self.max_staleness = max_staleness
+        self.channel = channel
+        self.name = name or f"apikeys-cache-{secrets.token_hex(4)}"
+        self._staleness = max_staleness.total_seconds()
+        self._maxsize = maxsize
+        self._records: dict[str, KeyRecord] = {}
+        self._lock = threading.Lock()
+        self._generation = 0
+        self._fresh_until = 0.0
+        self._in_transaction = isinstance(store, SupportsNotify) and store.supports_notify()
+        self._url = redact_url(invalidation)
+        self._listener = self._make_listener(invalidation)
+        self._toucher = store if isinstance(store, SupportsTouch) else None
+        self._listener.start()
+
+    def _make_listener(self, url: str) -> Listener:
+        scheme = url.split("://", 1)[0].lower()
+        interval = self._staleness / 4
+        if scheme.startswith("postgres"):
+            return PostgresListener(url, self, interval=interval)
+        if scheme in ("redis", "rediss", "unix"):
+            self._in_transaction = False
+            return RedisListener(url, self, interval=interval)
+        raise ConfigurationError(
+            f"cache invalidation needs a postgresql:// or redis:// URL, not {self._url!r}"
+        )
+
+    def __repr__(self) -> str:
+        return f"CachedStore({self.store!r}, invalidation={self._url!r})"
+
+    # --- called by the listener thread ------------------------------------------------
+
+    def resynchronised(self) -> None:
+        """The channel is (again) subscribed: forget everything read before."""
+        with self._lock:
+            self._generation += 1
+            self._records.clear()
+
+    def lost(self) -> None:
+        """The channel dropped: serve nothing from memory until resynchronised."""
+        self._fresh_until = 0.0
+        self.resynchronised()
+
+    def proven(self, sent_at: float) -> None:
+        """A heartbeat sent at ``sent_at`` (monotonic) came back: every change
+        announced before it has been applied."""
+        fresh_until = sent_at + self._staleness
+        if fresh_until > self._fresh_until:
+            self._fresh_until = fresh_until
+
+    def forget(self, key_ids: Sequence[str] | None) -> None:
+        """Drop ``key_ids`` (``None``: everything) after a change announcement."""
+        with self._lock:
+            self._generation += 1
+            if key_ids is None:
+                self._records.clear()
+            else:
+                for key_id in key_ids:
+                    self._records.pop(key_id, None)
+
+    @property
+    def live(self) -> bool:
+        """Whether records are being served from memory right now."""
+        return time.monotonic() < self._fresh_until
+
+    # --- the protocol -----------------------------------------------------------------
+
+    def get(self, key_id: str) -> KeyRecord | None:
+        """The record of ``key_id``: from memory while the channel is proven
+        alive, else (and on a miss) from the inner store.
+
+        Raises:
+            StorageError: the inner store failed.
+        """
+        if time.monotonic() < self._fresh_until:
+            found = self._records.get(key_id)
+            if found is not None:
+                return found
+        generation = self._generation
+        record = self.store.get(key_id)
+        if record is not None and self._maxsize > 0:
+            with self._lock:
+                # A change announced while we read makes this record suspect.
+                if generation == self._generation:
+                    while len(self._records) >= self._maxsize:
+                        del self._records[next(iter(self._records))]
+                    self._records[key_id] = record
+        return record
+
+    def write(self, *, insert: Sequence[KeyRecord] = (), update: Sequence[KeyRecord] = ()) -> None:
+        """Write through to the inner store and announce the change.
+
+        Raises:
+            ConflictError: as the inner store.
+            StorageError: the inner store failed.
+        """
+        ids = [r.id for r in (*insert, *update)]
+        try:
+            if self._in_transaction:
+                self.store.write(insert=insert, update=update, notify=self.channel)  # type: ignore[call-arg]
+            else:
+                self.store.write(insert=insert, update=update)
+                self._announce(ids)
+        finally:
+            self.forget(ids)
+
+    def purge(self, key_id: str) -> bool:
+        """Delete through the inner store and announce it.
+
+        Raises:
+            StorageError: the inner store failed.
+        """
+        try:
+            if self._in_transaction:
+                existed: bool = self.store.purge(key_id, notify=self.channel)  # type: ignore[call-arg]
+            else:
+                existed = self.store.purge(key_id)
+                self._announce([key_id])
+        finally:
+            self.forget([key_id])
+        return existed
+
+    def _announce(self, ids: Sequence[str]) -> None:
+        try:
+            self._listener.publish(self.channel, change_payload(ids))
+        except Exception:  # the change has committed; other processes catch up when
+            # their channel next resynchronises, or by max_staleness if it stays up
+            logger.exception("apikeys: could not announce a change on %s", self._url)
+
+    def list(
+        self,
+        *,
+        owner: str | None = None,
+        state: KeyState | None = None,
+        now: datetime,
+        limit: int = 100,
+        after: str | None = None,
+    ) -> builtins.list[KeyRecord]:
+        """The inner store's ``list`` (never cached)."""
+        return self.store.list(owner=owner, state=state, now=now, limit=limit, after=after)
+
+    def touch(self, key_id: str, *, at: datetime, ip: str | None) -> None:
+        """Record a use through the inner store (no announcement; see the class docs)."""
+        if self._toucher is not None:
+            self._toucher.touch(key_id, at=at, ip=ip)
+            self.forget([key_id])
+
+    def close(self) -> None:
+        """Stop the listener and close the inner store."""
+        self._listener.stop()
+        self._fresh_until = 0.0
+        self.store.close()
+
+    def __enter__(self) -> CachedStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
