@@ -153,10 +153,10 @@ class PostgresListener(Listener):
                     remaining = due - time.monotonic()
                     if remaining <= 0:
                         break
+                    # Never break out of this generator: the rest of a batch
+                    # received together would be lost. It ends at the deadline.
                     for notify in conn.notifies(timeout=remaining):
                         self.received(notify.channel, notify.payload)
-                        if time.monotonic() >= due:
-                            break
                 if conn.broken or conn.closed:
                     raise ConnectionError("listener connection lost")
 
