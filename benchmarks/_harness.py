@@ -143,5 +143,5 @@ def ratio_table(results: Sequence[Result], pairs: Sequence[tuple[str, str, float
         if case in by_name and floor in by_name:
             ratio = by_name[case].median_ns / by_name[floor].median_ns
             verdict = "met" if ratio <= target else "missed"
-            lines.append(f"| {case} | {floor} | {ratio:.2f}× | ≤ {target:g}× | {verdict} |")
+            lines.append(f"| {case} | {floor} | {ratio:.2f}x | ≤ {target:g}x | {verdict} |")
     return "\n".join(lines) + "\n"

@@ -1,13 +1,13 @@
 """The issue-14 targets: each verify path beside its floor, in one interleaved run.
 
 - SQLiteStore warm verify vs a bare ``sqlite3`` primary-key SELECT of the same row
-  (target ≤ 3×).
+  (target ≤ 3x).
 - PostgreSQL warm verify (SQLAlchemyStore, no cache) vs a bare psycopg prepared
-  SELECT of the same row (≤ 1.5×).
-- PostgreSQL warm verify through CachedStore vs a MemoryStore verify (≤ 2×).
-- AsyncKeyManager on AsyncSQLAlchemyStore vs the sync verify (≤ 1.5×).
+  SELECT of the same row (≤ 1.5x).
+- PostgreSQL warm verify through CachedStore vs a MemoryStore verify (≤ 2x).
+- AsyncKeyManager on AsyncSQLAlchemyStore vs the sync verify (≤ 1.5x).
 - MemoryStore warm verify vs the stdlib floor: dict lookup + HMAC-SHA256 +
-  ``compare_digest`` (≤ 2.5×).
+  ``compare_digest`` (≤ 2.5x).
 
 Every verify uses the HMAC hasher and a warm key (its secret verified once). The
 cases run round by round, interleaved, so the machine's other load falls on all
