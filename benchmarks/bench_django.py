@@ -189,6 +189,48 @@ def ratios(results: list[Result], pairs: list[tuple[str, str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def cached_store_cases(
+    handler: Any, rounds: int, per_round: int, warmup: int, command: str
+) -> str:
+    """PostgreSQL keys behind a CachedStore (LISTEN/NOTIFY invalidation), protected
+    view vs the unprotected one (issue 14 target: at most 1.5x)."""
+    import time
+
+    from django.test import override_settings
+
+    from apikeys import KeyManager
+    from apikeys.django import _runtime, get_manager
+    from apikeys.django.store import DjangoStore
+    from apikeys.storage import CachedStore
+
+    cached = CachedStore(
+        DjangoStore("postgres"), invalidation=f"postgresql://postgres@127.0.0.1:5432/{PG_NAME}"
+    )
+    deadline = time.monotonic() + 10
+    while not cached.live and time.monotonic() < deadline:
+        time.sleep(0.01)
+    with override_settings(APIKEYS={"PREFIX": "acme", "DATABASE": "postgres"}):
+        get_manager()
+        # Settings/from_url will wire CachedStore (issue 13); until then the
+        # benchmark swaps the process-wide manager's store in place.
+        _runtime._manager = KeyManager(cached, prefix="acme")
+        raw = get_manager().create(owner="team-1", scopes=["orders:read"]).plaintext
+        auth = {"Authorization": f"Bearer {raw}"}
+        cases: dict[str, Call] = {
+            "unprotected view": wsgi_caller(handler, "/open/7", {}),
+            "protected view, CachedStore": wsgi_caller(handler, "/orders/7", auth),
+        }
+        results = interleaved(cases, rounds=rounds, per_round=per_round, warmup=warmup)
+        _runtime._manager = None
+    cached.close()
+    title = "Keys in PostgreSQL behind CachedStore: direct WSGI handler calls"
+    return (
+        table(title, results, command=command)
+        + "\n"
+        + ratios(results, [("protected view, CachedStore", "unprotected view")])
+    )
+
+
 def main(quick: bool) -> None:
     with_postgres = _postgres_up()
     if with_postgres:
@@ -234,6 +276,8 @@ def main(quick: bool) -> None:
                 ("protected DRF view", "unprotected DRF view"),
             ]
             print(ratios(results, pairs))
+            if alias == "postgres":
+                print(cached_store_cases(handler, rounds, per_round, warmup, command))
         connections.close_all()
     finally:
         if with_postgres:
