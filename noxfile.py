@@ -43,3 +43,64 @@ def bench(session: nox.Session) -> None:
     names = session.posargs or ["core"]
     for name in names:
         session.run("python", f"benchmarks/bench_{name}.py")
+
+
+# The other libraries of the comparison, each installed into a venv of its own
+# (they pin Django, SQLAlchemy... differently from us and from each other).
+COMPARED = {
+    "drf-api-key": [
+        "djangorestframework-api-key",
+        "django",
+        "djangorestframework",
+        "psycopg[binary]",
+    ],
+    "keyshield": [
+        "keyshield[sqlalchemy,argon2,aiocache]",
+        "aiosqlite",
+        "greenlet",
+        "psycopg[binary]",
+    ],
+    "litestar-api-auth": ["litestar-api-auth"],
+}
+# Installs, but is not measured: see docs/benchmarks.md.
+NOT_MEASURED = {
+    "litestar-api-auth": "installs; not measured: it looks keys up by their SHA-256 hash "
+    "(no Argon2, no key id) and its SQL backend needs advanced-alchemy; no worker yet",
+}
+
+
+@nox.session
+def compare(session: nox.Session) -> None:
+    """apikeys beside djangorestframework-api-key, keyshield and litestar-api-auth,
+    each in its own venv under .nox/compare-*, measured interleaved in one run;
+    prints the Markdown for docs/benchmarks.md and writes docs/benchmarks-compare.svg.
+
+    ``nox -s compare -- --quick`` for a smoke run.
+    """
+    import os
+    import sys
+
+    session.install("-e", ".[all,test]")
+    tools = [f"apikeys={session.virtualenv.location}/bin/python"]
+    missing = []
+    for tool, requirements in COMPARED.items():
+        venv = os.path.join(".nox", f"compare-{tool}")
+        python = os.path.join(venv, "bin", "python")
+        try:
+            if not os.path.exists(python):
+                session.run(sys.executable, "-m", "venv", venv, external=True)
+            session.run(python, "-m", "pip", "install", "-q", *requirements, external=True)
+        except nox.command.CommandFailed:
+            missing.append(f"--missing={tool}=did not install")
+            continue
+        if tool in NOT_MEASURED:
+            missing.append(f"--missing={tool}={NOT_MEASURED[tool]}")
+        else:
+            tools.append(f"{tool}={python}")
+    session.run(
+        "python",
+        "benchmarks/bench_compare.py",
+        *(f"--tool={t}" for t in tools),
+        *missing,
+        *session.posargs,
+    )

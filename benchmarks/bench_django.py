@@ -189,9 +189,7 @@ def ratios(results: list[Result], pairs: list[tuple[str, str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def cached_store_cases(
-    handler: Any, rounds: int, per_round: int, warmup: int, command: str
-) -> str:
+def cached_store_cases(handler: Any, rounds: int, per_round: int, warmup: int, command: str) -> str:
     """PostgreSQL keys behind a CachedStore (LISTEN/NOTIFY invalidation), protected
     view vs the unprotected one (issue 14 target: at most 1.5x)."""
     import time
