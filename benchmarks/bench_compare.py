@@ -25,7 +25,7 @@ import sys
 import tempfile
 from contextlib import ExitStack
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -44,7 +44,7 @@ class Worker:
     def __init__(self, tool: str, python: str, tmp: Path, pg_name: str) -> None:
         self.tool = tool
         script = HERE / WORKERS[tool]
-        self.process = subprocess.Popen(
+        self.process = subprocess.Popen(  # noqa: S603 (our own worker scripts)
             [
                 os.path.abspath(python) if os.sep in python else python,
                 str(script),
@@ -153,7 +153,7 @@ def markdown(
                 continue
             cell = f"{fmt_ns(result.median_ns)} ({fmt_ns(result.p99_ns)})"
             if base is not None and tool != "apikeys":
-                cell += f", **{result.median_ns / base.median_ns:.1f}×**"
+                cell += f", **{result.median_ns / base.median_ns:.1f}x**"
             cells.append(cell)
         lines.append(f"| {case} | " + " | ".join(cells) + " |")
     lines.append("")

@@ -46,7 +46,7 @@ async def backend_cases(label: str, url: str) -> dict[str, Callable[[], Any]]:
     await plain.verify_key(key)
     await cached.verify_key(key)
     head, _, secret = key.rpartition("-")
-    prefix, _, key_id = head.partition("-")
+    prefix = head.partition("-")[0]
     unknown = f"{prefix}-{secrets.token_hex(8)}-{secret}"
     alphabet = string.ascii_letters + string.digits
     wrong = f"{head}-{''.join(secrets.choice(alphabet) for _ in secret)}"
