@@ -16,6 +16,7 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -388,3 +389,31 @@ def test_revocation_distribution_over_1000_trials(backend: str, pg: str, redis_u
     trials = run_trials(pg, invalidation, 1000)
     print(trials.report(f"{backend}, 1000 trials"))
     assert trials.late == 0
+
+
+@pytest.mark.redis
+def test_a_forked_child_listens_for_itself(redis_url: str) -> None:
+    """After fork() the child has no listener thread: it starts its own and
+    serves nothing from memory until that one is proven alive."""
+    store = CachedStore(MemoryStore(), invalidation=redis_url, channel=_channel())
+    try:
+        _wait_live(store)
+        read, write = os.pipe()
+        with warnings.catch_warnings():
+            # Python 3.12+ warns about fork() with threads running (the listener).
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child reports through the pipe
+            ok = not store.live
+            deadline = time.monotonic() + 10
+            while not store.live and time.monotonic() < deadline:
+                time.sleep(0.005)
+            os.write(write, b"1" if ok and store.live else b"0")
+            os._exit(0)
+        os.close(write)
+        answer = os.read(read, 1)
+        os.close(read)
+        os.waitpid(pid, 0)
+        assert answer == b"1"
+    finally:
+        store.close()

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import builtins
 import logging
+import os
 import secrets
 import threading
 import time
+import weakref
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
@@ -96,9 +98,26 @@ class CachedStore:
         self._fresh_until = 0.0
         self._in_transaction = isinstance(store, SupportsNotify) and store.supports_notify()
         self._url = redact_url(invalidation)
+        self._invalidation = invalidation
         self._listener = self._make_listener(invalidation)
         self._toucher = store if isinstance(store, SupportsTouch) else None
+        self._pid = os.getpid()
+        self._closed = False
         self._listener.start()
+        this = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: _after_fork(this))
+
+    def _forked(self) -> None:
+        """In a child after fork(): the parent's listener thread is not here, and
+        its memory proves nothing for us. Start over with a listener of our own."""
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        self._fresh_until = 0.0
+        self._records = {}
+        self._generation += 1
+        if not self._closed:
+            self._listener = self._make_listener(self._invalidation)
+            self._listener.start()
 
     def _make_listener(self, url: str) -> Listener:
         scheme = url.split("://", 1)[0].lower()
@@ -235,7 +254,9 @@ class CachedStore:
 
     def close(self) -> None:
         """Stop the listener and close the inner store."""
-        self._listener.stop()
+        self._closed = True
+        if self._pid == os.getpid():
+            self._listener.stop()
         self._fresh_until = 0.0
         self.store.close()
 
@@ -244,3 +265,9 @@ class CachedStore:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _after_fork(ref: weakref.ref[CachedStore]) -> None:
+    store = ref()
+    if store is not None:
+        store._forked()
