@@ -82,6 +82,7 @@ EVENTS_ALL = [
     "VerificationFailed",
 ]
 STORAGE_ALL = [
+    "AsyncCachedStore",
     "AsyncKeyStore",
     "AsyncSQLAlchemyStore",
     "AsyncSupportsTouch",

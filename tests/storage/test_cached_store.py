@@ -24,12 +24,19 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy
-from conformance import StoreConformance
+from conformance import StoreConformance, blocking_store
 
 from apikeys import AuthenticationError, KeyManager
 from apikeys.errors import ConfigurationError
 from apikeys.hashing import HmacHasher
-from apikeys.storage import CachedStore, KeyStore, MemoryStore, SQLAlchemyStore
+from apikeys.storage import (
+    AsyncCachedStore,
+    AsyncSQLAlchemyStore,
+    CachedStore,
+    KeyStore,
+    MemoryStore,
+    SQLAlchemyStore,
+)
 
 WORKER = Path(__file__).with_name("_cache_worker.py")
 PEPPER = b"cache-worker-pepper-0123456789abcdef"
@@ -41,7 +48,7 @@ def _channel() -> str:
     return f"apikeys_t_{secrets.token_hex(4)}"
 
 
-def _wait_live(store: CachedStore, timeout: float = 10.0) -> None:
+def _wait_live(store: CachedStore | AsyncCachedStore, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while not store.live:
         assert time.monotonic() < deadline, "the cache channel never came up"
@@ -75,6 +82,39 @@ class TestCachedStoreRedis(StoreConformance):
         _wait_live(store)
         yield store
         store.close()
+
+
+@pytest.mark.postgres
+class TestAsyncCachedStorePostgres(StoreConformance):
+    @pytest.fixture
+    def store(self, pg: str) -> Iterator[KeyStore]:
+        def make() -> AsyncCachedStore:
+            cache = AsyncCachedStore(
+                AsyncSQLAlchemyStore(pg), invalidation=_pg_invalidation(pg), channel=_channel()
+            )
+            _wait_live(cache)
+            return cache
+
+        with blocking_store(make) as store:
+            yield store
+
+
+def test_the_twins_have_the_same_methods() -> None:
+    import inspect
+
+    def methods(cls: type) -> dict[str, inspect.Signature]:
+        return {
+            name: inspect.signature(getattr(cls, name))
+            for name in vars(cls)
+            if not name.startswith("_") and callable(getattr(cls, name))
+        }
+
+    sync, async_ = methods(CachedStore), methods(AsyncCachedStore)
+    assert {"a" + name for name in sync} == set(async_)
+    for name, signature in sync.items():
+        twin = async_["a" + name]
+        assert list(signature.parameters) == list(twin.parameters)
+        assert inspect.iscoroutinefunction(getattr(AsyncCachedStore, "a" + name))
 
 
 # --- one process ------------------------------------------------------------------------

@@ -9,8 +9,9 @@
   tables, for the application's own Alembic migrations.
 - :class:`AsyncSQLAlchemyStore`: the same tables for asyncio
   (``apikeys[asyncio]``).
-- :class:`CachedStore`: records kept in process memory, dropped when any
-  process announces a change (PostgreSQL LISTEN/NOTIFY or Redis pub/sub).
+- :class:`CachedStore` / :class:`AsyncCachedStore`: records kept in process
+  memory, dropped when any process announces a change (PostgreSQL
+  LISTEN/NOTIFY or Redis pub/sub).
 - :func:`store_from_url` / :func:`async_store_from_url` build one from a URL;
   :func:`register_store` adds a scheme.
 
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from apikeys.storage._cached import CachedStore
+from apikeys.storage._cached import AsyncCachedStore, CachedStore
 from apikeys.storage._memory import MemoryStore
 from apikeys.storage._protocol import (
     AsyncKeyStore,
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
     keys_table: Table
 
 __all__ = [
+    "AsyncCachedStore",
     "AsyncKeyStore",
     "AsyncSQLAlchemyStore",
     "AsyncSupportsTouch",
