@@ -134,8 +134,17 @@ class PostgresListener(Listener):
         self._publish_lock = threading.Lock()
 
     def _connect(self) -> Any:
+        # TCP keepalives: a silently dead peer (no RST) is noticed in ~10 s and
+        # the listener reconnects; freshness lapses long before, within max_staleness.
         return self._psycopg.connect(
-            self.url, autocommit=True, application_name=self.sink.name, connect_timeout=5
+            self.url,
+            autocommit=True,
+            application_name=self.sink.name,
+            connect_timeout=5,
+            keepalives=1,
+            keepalives_idle=5,
+            keepalives_interval=2,
+            keepalives_count=2,
         )
 
     def listen(self) -> None:
