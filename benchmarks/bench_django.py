@@ -14,7 +14,6 @@ Run: ``python benchmarks/bench_django.py`` (``--quick`` for a smoke run).
 
 from __future__ import annotations
 
-import io
 import secrets
 import shutil
 import socket
@@ -28,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import django
 from _harness import Result, interleaved, table
+from compare._worker import wsgi_call as wsgi_caller
 from django.conf import settings
 
 Call = Callable[[], int]
@@ -132,45 +132,6 @@ def build_urls() -> None:
         path("drf/orders/<int:order_id>", ProtectedAPI.as_view()),
     ]
     sys.modules["bench_django_urls"] = module
-
-
-def wsgi_caller(handler: Any, path: str, headers: dict[str, str]) -> Call:
-    """One request as a direct call of the WSGI handler; returns the status."""
-    base = {
-        "REQUEST_METHOD": "GET",
-        "PATH_INFO": path,
-        "SCRIPT_NAME": "",
-        "QUERY_STRING": "",
-        "SERVER_NAME": "bench",
-        "SERVER_PORT": "80",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "REMOTE_ADDR": "203.0.113.9",
-        "HTTP_HOST": "bench",
-        "wsgi.url_scheme": "http",
-        "wsgi.errors": sys.stderr,
-        "wsgi.multithread": False,
-        "wsgi.multiprocess": False,
-        "wsgi.run_once": False,
-        "wsgi.version": (1, 0),
-    }
-    for name, value in headers.items():
-        base["HTTP_" + name.upper().replace("-", "_")] = value
-
-    def call() -> int:
-        status = ""
-
-        def start_response(line: str, _headers: Any, _exc: Any = None) -> None:
-            nonlocal status
-            status = line
-
-        environ = dict(base)
-        environ["wsgi.input"] = io.BytesIO(b"")
-        response = handler(environ, start_response)
-        b"".join(response)
-        response.close()
-        return int(status[:3])
-
-    return call
 
 
 def ratios(results: list[Result], pairs: list[tuple[str, str]]) -> str:

@@ -78,8 +78,9 @@ def arefused(call: Callable[[], Any], *errors: type[BaseException]) -> Callable[
     return case
 
 
-def wsgi_get(handler: Any, path: str, headers: dict[str, str], expected: int) -> Callable[[], None]:
-    """One GET as a direct call of a WSGI handler, checked for ``expected``."""
+def wsgi_call(handler: Any, path: str, headers: dict[str, str]) -> Callable[[], int]:
+    """One GET as a direct call of a WSGI handler (the environ a server would
+    pass); the call returns the status code."""
     import io
 
     base = {
@@ -102,7 +103,7 @@ def wsgi_get(handler: Any, path: str, headers: dict[str, str], expected: int) ->
     for name, value in headers.items():
         base["HTTP_" + name.upper().replace("-", "_")] = value
 
-    def call() -> None:
+    def call() -> int:
         status = ""
 
         def start_response(line: str, _headers: Any, _exc: Any = None) -> None:
@@ -114,7 +115,18 @@ def wsgi_get(handler: Any, path: str, headers: dict[str, str], expected: int) ->
         response = handler(environ, start_response)
         b"".join(response)
         response.close()
-        if int(status[:3]) != expected:
+        return int(status[:3])
+
+    return call
+
+
+def wsgi_get(handler: Any, path: str, headers: dict[str, str], expected: int) -> Callable[[], None]:
+    """:func:`wsgi_call`, checked for the ``expected`` status."""
+    request = wsgi_call(handler, path, headers)
+
+    def call() -> None:
+        status = request()
+        if status != expected:
             raise SystemExit(f"{path}: {status}, expected {expected}")
 
     return call
