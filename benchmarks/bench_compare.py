@@ -37,6 +37,7 @@ WORKERS = {
     "apikeys": "worker_apikeys.py",
     "drf-api-key": "worker_drf.py",
     "keyshield": "worker_keyshield.py",
+    "litestar-api-auth": "worker_litestar.py",
 }
 
 
