@@ -5,7 +5,8 @@
 - PostgreSQL warm verify (SQLAlchemyStore, no cache) vs a bare psycopg prepared
   SELECT of the same row (≤ 1.5x).
 - PostgreSQL warm verify through CachedStore vs a MemoryStore verify (≤ 2x).
-- AsyncKeyManager on AsyncSQLAlchemyStore vs the sync verify (≤ 1.5x).
+- AsyncKeyManager on AsyncSQLAlchemyStore vs the sync verify (≤ 1.5x), and
+  beside the bare psycopg async prepared SELECT (the asyncio floor).
 - MemoryStore warm verify vs the stdlib floor: dict lookup + HMAC-SHA256 +
   ``compare_digest`` (≤ 2.5x).
 
@@ -30,6 +31,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -127,21 +129,40 @@ def run(quick: bool) -> None:
         loop = asyncio.new_event_loop()
         loop.run_until_complete(async_keys.verify(pg_raw))
 
-        async def async_round(n: int) -> list[int]:
+        abare = loop.run_until_complete(
+            psycopg.AsyncConnection.connect(
+                pg_url.replace("postgresql+psycopg", "postgresql"), autocommit=True
+            )
+        )
+        acursor = abare.cursor()
+
+        async def async_verify() -> object:
+            return await async_keys.verify(pg_raw)
+
+        async def async_bare() -> object:
+            await acursor.execute(pg_select, (pg_id,), prepare=True)
+            return await acursor.fetchone()
+
+        async_cases = {
+            "async PostgreSQL warm verify (no cache)": async_verify,
+            "bare psycopg async prepared SELECT": async_bare,
+        }
+
+        async def async_round(call: Callable[[], Any], n: int) -> list[int]:
             clock = time.perf_counter_ns
             out = []
             for _ in range(n):
                 start = clock()
-                await async_keys.verify(pg_raw)
+                await call()
                 out.append(clock() - start)
             return out
 
         for call in cases.values():
             for _ in range(warmup):
                 call()
-        loop.run_until_complete(async_round(warmup))
-        samples: dict[str, list[int]] = {name: [] for name in cases}
-        samples["async PostgreSQL warm verify (no cache)"] = []
+        for acall in async_cases.values():
+            loop.run_until_complete(async_round(acall, warmup))
+        samples: dict[str, list[int]] = {name: [] for name in (*cases, *async_cases)}
         clock = time.perf_counter_ns
         for _ in range(rounds):
             for name, call in cases.items():
@@ -150,9 +171,8 @@ def run(quick: bool) -> None:
                     start = clock()
                     call()
                     bucket.append(clock() - start)
-            samples["async PostgreSQL warm verify (no cache)"] += loop.run_until_complete(
-                async_round(per_round)
-            )
+            for name, acall in async_cases.items():
+                samples[name] += loop.run_until_complete(async_round(acall, per_round))
         results: list[Result] = [summarize(name, values) for name, values in samples.items()]
         print(
             table(
@@ -174,6 +194,11 @@ def run(quick: bool) -> None:
                         1.5,
                     ),
                     (
+                        "async PostgreSQL warm verify (no cache)",
+                        "bare psycopg async prepared SELECT",
+                        1.5,
+                    ),
+                    (
                         "MemoryStore warm verify",
                         "stdlib floor (dict + HMAC-SHA256 + compare_digest)",
                         2.5,
@@ -182,6 +207,7 @@ def run(quick: bool) -> None:
             )
         )
         loop.run_until_complete(async_keys.aclose())
+        loop.run_until_complete(abare.close())
         loop.close()
         cached.close()
         pg_keys.close()
