@@ -55,3 +55,63 @@ def generate(session: nox.Session) -> None:
     """
     session.install("ruff>=0.6")
     session.run("python", "tools/unasync.py", *session.posargs)
+
+
+# The other libraries of the comparison, each installed into a venv of its own
+# (they pin Django, SQLAlchemy... differently from us and from each other).
+COMPARED = {
+    "drf-api-key": [
+        "djangorestframework-api-key",
+        "django",
+        "djangorestframework",
+        "psycopg[binary]",
+    ],
+    "keyshield": [
+        "keyshield[sqlalchemy,argon2,aiocache]",
+        "aiosqlite",
+        "greenlet",
+        "psycopg[binary]",
+    ],
+    # advanced-alchemy (its SQL backend) fails on SQLAlchemy 2.1.
+    "litestar-api-auth": [
+        "litestar-api-auth[sqlalchemy]",
+        "sqlalchemy<2.1",
+        "aiosqlite",
+        "greenlet",
+        "psycopg[binary]",
+    ],
+}
+
+
+@nox.session
+def compare(session: nox.Session) -> None:
+    """apikeys beside djangorestframework-api-key, keyshield and litestar-api-auth,
+    each in its own venv under .nox/compare-*, measured interleaved in one run;
+    prints the Markdown for docs/benchmarks.md and writes docs/benchmarks-compare.svg.
+
+    ``nox -s compare -- --quick`` for a smoke run.
+    """
+    import os
+    import sys
+
+    session.install("-e", ".[all,test]")
+    tools = [f"apikeys={session.virtualenv.location}/bin/python"]
+    missing = []
+    for tool, requirements in COMPARED.items():
+        venv = os.path.join(".nox", f"compare-{tool}")
+        python = os.path.join(venv, "bin", "python")
+        try:
+            if not os.path.exists(python):
+                session.run(sys.executable, "-m", "venv", venv, external=True)
+            session.run(python, "-m", "pip", "install", "-q", *requirements, external=True)
+        except nox.command.CommandFailed:
+            missing.append(f"--missing={tool}=did not install")
+            continue
+        tools.append(f"{tool}={python}")
+    session.run(
+        "python",
+        "benchmarks/bench_compare.py",
+        *(f"--tool={t}" for t in tools),
+        *missing,
+        *session.posargs,
+    )

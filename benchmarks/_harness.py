@@ -112,3 +112,36 @@ def interleaved(
                 call()
                 bucket.append(clock() - start)
     return [summarize(name, values) for name, values in samples.items()]
+
+
+def interleaved_calls(
+    cases: dict[str, Callable[[], object]], *, rounds: int, per_round: int, warmup: int
+) -> list[Result]:
+    """Time plain calls side by side: ``rounds`` rounds, each running every case
+    ``per_round`` times (after ``warmup`` calls each), so machine noise falls on
+    all cases alike."""
+    for call in cases.values():
+        for _ in range(warmup):
+            call()
+    samples: dict[str, list[int]] = {name: [] for name in cases}
+    clock = time.perf_counter_ns
+    for _ in range(rounds):
+        for name, call in cases.items():
+            bucket = samples[name]
+            for _ in range(per_round):
+                start = clock()
+                call()
+                bucket.append(clock() - start)
+    return [summarize(name, values) for name, values in samples.items()]
+
+
+def ratio_table(results: Sequence[Result], pairs: Sequence[tuple[str, str, float]]) -> str:
+    """Markdown rows ``case | floor | ratio of medians | target | met``."""
+    by_name = {r.name: r for r in results}
+    lines = ["| case | floor beside it | ratio (medians) | target | |", "|---|---|---:|---:|---|"]
+    for case, floor, target in pairs:
+        if case in by_name and floor in by_name:
+            ratio = by_name[case].median_ns / by_name[floor].median_ns
+            verdict = "met" if ratio <= target else "missed"
+            lines.append(f"| {case} | {floor} | {ratio:.2f}x | ≤ {target:g}x | {verdict} |")
+    return "\n".join(lines) + "\n"

@@ -14,7 +14,6 @@ Run: ``python benchmarks/bench_django.py`` (``--quick`` for a smoke run).
 
 from __future__ import annotations
 
-import io
 import secrets
 import shutil
 import socket
@@ -28,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import django
 from _harness import Result, interleaved, table
+from compare._worker import wsgi_call as wsgi_caller
 from django.conf import settings
 
 Call = Callable[[], int]
@@ -134,45 +134,6 @@ def build_urls() -> None:
     sys.modules["bench_django_urls"] = module
 
 
-def wsgi_caller(handler: Any, path: str, headers: dict[str, str]) -> Call:
-    """One request as a direct call of the WSGI handler; returns the status."""
-    base = {
-        "REQUEST_METHOD": "GET",
-        "PATH_INFO": path,
-        "SCRIPT_NAME": "",
-        "QUERY_STRING": "",
-        "SERVER_NAME": "bench",
-        "SERVER_PORT": "80",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "REMOTE_ADDR": "203.0.113.9",
-        "HTTP_HOST": "bench",
-        "wsgi.url_scheme": "http",
-        "wsgi.errors": sys.stderr,
-        "wsgi.multithread": False,
-        "wsgi.multiprocess": False,
-        "wsgi.run_once": False,
-        "wsgi.version": (1, 0),
-    }
-    for name, value in headers.items():
-        base["HTTP_" + name.upper().replace("-", "_")] = value
-
-    def call() -> int:
-        status = ""
-
-        def start_response(line: str, _headers: Any, _exc: Any = None) -> None:
-            nonlocal status
-            status = line
-
-        environ = dict(base)
-        environ["wsgi.input"] = io.BytesIO(b"")
-        response = handler(environ, start_response)
-        b"".join(response)
-        response.close()
-        return int(status[:3])
-
-    return call
-
-
 def ratios(results: list[Result], pairs: list[tuple[str, str]]) -> str:
     by_name = {r.name: r for r in results}
     lines = [
@@ -187,6 +148,46 @@ def ratios(results: list[Result], pairs: list[tuple[str, str]]) -> str:
                 f"{p.per_second / b.per_second:.2f} |"
             )
     return "\n".join(lines) + "\n"
+
+
+def cached_store_cases(handler: Any, rounds: int, per_round: int, warmup: int, command: str) -> str:
+    """PostgreSQL keys behind a CachedStore (LISTEN/NOTIFY invalidation), protected
+    view vs the unprotected one (issue 14 target: at most 1.5x)."""
+    import time
+
+    from django.test import override_settings
+
+    from apikeys import KeyManager
+    from apikeys.django import _runtime, get_manager
+    from apikeys.django.store import DjangoStore
+    from apikeys.storage import CachedStore
+
+    cached = CachedStore(
+        DjangoStore("postgres"), invalidation=f"postgresql://postgres@127.0.0.1:5432/{PG_NAME}"
+    )
+    deadline = time.monotonic() + 10
+    while not cached.live and time.monotonic() < deadline:
+        time.sleep(0.01)
+    with override_settings(APIKEYS={"PREFIX": "acme", "DATABASE": "postgres"}):
+        get_manager()
+        # Settings/from_url will wire CachedStore (issue 13); until then the
+        # benchmark swaps the process-wide manager's store in place.
+        _runtime._manager = KeyManager(cached, prefix="acme")
+        raw = get_manager().create(owner="team-1", scopes=["orders:read"]).plaintext
+        auth = {"Authorization": f"Bearer {raw}"}
+        cases: dict[str, Call] = {
+            "unprotected view": wsgi_caller(handler, "/open/7", {}),
+            "protected view, CachedStore": wsgi_caller(handler, "/orders/7", auth),
+        }
+        results = interleaved(cases, rounds=rounds, per_round=per_round, warmup=warmup)
+        _runtime._manager = None
+    cached.close()
+    title = "Keys in PostgreSQL behind CachedStore: direct WSGI handler calls"
+    return (
+        table(title, results, command=command)
+        + "\n"
+        + ratios(results, [("protected view, CachedStore", "unprotected view")])
+    )
 
 
 def main(quick: bool) -> None:
@@ -234,6 +235,8 @@ def main(quick: bool) -> None:
                 ("protected DRF view", "unprotected DRF view"),
             ]
             print(ratios(results, pairs))
+            if alias == "postgres":
+                print(cached_store_cases(handler, rounds, per_round, warmup, command))
         connections.close_all()
     finally:
         if with_postgres:

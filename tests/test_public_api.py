@@ -87,13 +87,16 @@ EVENTS_ALL = [
     "VerificationFailed",
 ]
 STORAGE_ALL = [
+    "AsyncCachedStore",
     "AsyncKeyStore",
     "AsyncSQLAlchemyStore",
     "AsyncSupportsTouch",
+    "CachedStore",
     "KeyStore",
     "MemoryStore",
     "SQLAlchemyStore",
     "SQLiteStore",
+    "SupportsNotify",
     "SupportsTouch",
     "async_store_from_url",
     "keys_table",

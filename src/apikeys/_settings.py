@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from apikeys import _values
+from apikeys._redis import REDIS_SCHEMES, is_redis_url
 from apikeys.errors import ConfigurationError, InvalidArgument
 
 if TYPE_CHECKING:
@@ -32,11 +33,11 @@ if TYPE_CHECKING:
     from apikeys.hashing import Hasher
 
 ENV_PREFIX = "APIKEYS_"
-CLI_VARIABLES = frozenset({"APIKEYS_USAGE_URL", "APIKEYS_AUDIT_URL"})
-"""``APIKEYS_*`` variables of the ``apikeys`` command that are not options."""
+CLI_VARIABLES = frozenset({"APIKEYS_USAGE_URL", "APIKEYS_AUDIT_URL", "APIKEYS_ALLOW_TEST_HASHER"})
+"""``APIKEYS_*`` variables that are not options: the ``apikeys`` command's own, and
+the opt-in to the cheap test hasher outside tests (:mod:`apikeys.hashing`)."""
 DEFAULT_DATABASE_URL = "sqlite:///apikeys.db"
-_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
-_INVALIDATION_SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg://", *_REDIS_SCHEMES)
+_POSTGRES_SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg://")
 
 
 def env_name(field: str) -> str:
@@ -250,14 +251,14 @@ class Settings(BaseModel):
     @field_validator("redis_url")
     @classmethod
     def _check_redis(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(_REDIS_SCHEMES):
-            raise InvalidArgument("must be a redis://, rediss:// or unix:// URL")
+        if value is not None and not is_redis_url(value):
+            raise InvalidArgument(f"must be a Redis URL ({', '.join(REDIS_SCHEMES)})")
         return value
 
     @field_validator("cache_invalidation")
     @classmethod
     def _check_invalidation(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(_INVALIDATION_SCHEMES):
+        if value is not None and not (value.startswith(_POSTGRES_SCHEMES) or is_redis_url(value)):
             raise InvalidArgument("must be a postgresql:// or redis:// URL")
         return value
 

@@ -4,6 +4,7 @@ before each test that asks for them."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy
@@ -52,3 +53,15 @@ def mariadb(mariadb_engine: sqlalchemy.Engine, mariadb_url: str) -> str:
     """The MariaDB URL (PyMySQL), its key table emptied."""
     empty(mariadb_engine)
     return mariadb_url
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``slow`` here (1,000 revocation trials) run only when asked
+    for by marker (``pytest -m slow tests/storage``), keeping the default suite short."""
+    if "slow" in (config.option.markexpr or ""):
+        return
+    skip = pytest.mark.skip(reason="slow: run with -m slow")
+    here = str(Path(__file__).parent)
+    for item in items:
+        if item.get_closest_marker("slow") is not None and str(item.path).startswith(here):
+            item.add_marker(skip)

@@ -37,6 +37,12 @@ def test_custom_store_skeleton_has_the_protocol_shape() -> None:
 def test_every_documented_store_name_exists() -> None:
     import apikeys.storage
 
-    for name in ("MemoryStore", "SQLiteStore", "SQLAlchemyStore", "AsyncSQLAlchemyStore"):
+    for name in (
+        "MemoryStore",
+        "SQLiteStore",
+        "SQLAlchemyStore",
+        "AsyncSQLAlchemyStore",
+        "CachedStore",
+    ):
         assert f"`{name}`" in DOC.read_text(encoding="utf-8")
         assert getattr(apikeys.storage, name) is not None

@@ -26,6 +26,8 @@ from django.db.models import Q
 from apikeys._models import COLUMNS, KeyRecord, KeyState, row_to_record
 from apikeys.django.models import APIKeyRecord
 from apikeys.errors import ConfigurationError, ConflictError, StorageError
+from apikeys.storage._changes import change_payload
+from apikeys.storage._decoded import DecodedRows
 
 __all__ = ["DjangoStore"]
 
@@ -85,6 +87,7 @@ class DjangoStore:
             raise ConfigurationError(f"DjangoStore: no database {using!r} in settings.DATABASES")
         self.using = using
         self._plans = threading.local()
+        self._decoded = DecodedRows()
 
     def __repr__(self) -> str:
         return f"DjangoStore(using={self.using!r})"
@@ -124,11 +127,10 @@ class DjangoStore:
         with _translated("get"), connections[self.using].cursor() as cursor:
             cursor.execute(sql, args)
             row = cursor.fetchone()
-        if row is None:
-            return None
-        if converters:
-            row = next(iter(compiler.apply_converters([row], converters)))
-        return row_to_record(dict(zip(COLUMNS, row, strict=True)))
+        if row is not None and converters:
+            row = tuple(next(iter(compiler.apply_converters([row], converters))))
+        # The same decoded record while the row is unchanged (storage/_decoded.py).
+        return self._decoded.record(key_id, None if row is None else tuple(row))
 
     def _get_plan(self) -> tuple[str, tuple[Any, ...], int, Any, dict[int, Any]]:
         """``get``'s query, compiled once per thread (each thread has its own
@@ -146,12 +148,39 @@ class DjangoStore:
             self._plans.get = plan
         return plan
 
-    def write(self, *, insert: Sequence[KeyRecord] = (), update: Sequence[KeyRecord] = ()) -> None:
+    def supports_notify(self) -> bool:
+        """Whether ``write``/``purge`` take ``notify=`` (the database is PostgreSQL),
+        for :class:`~apikeys.storage.CachedStore`."""
+        return bool(connections[self.using].vendor == "postgresql")
+
+    def _notify(self, channel: str | None, ids: Sequence[str]) -> None:
+        """``pg_notify`` in the current transaction, when a channel is given."""
+        if channel is None:
+            return
+        if not self.supports_notify():
+            raise ConfigurationError("notify= needs PostgreSQL (LISTEN/NOTIFY)")
+        with connections[self.using].cursor() as cursor:
+            cursor.execute("SELECT pg_notify(%s, %s)", [channel, change_payload(ids)])
+
+    def write(
+        self,
+        *,
+        insert: Sequence[KeyRecord] = (),
+        update: Sequence[KeyRecord] = (),
+        notify: str | None = None,
+    ) -> None:
         """Insert and update records atomically, updates version-checked.
+
+        Args:
+            insert: New records.
+            update: Changed records, each at its stored version + 1.
+            notify: A PostgreSQL channel to announce the change on, in the same
+                transaction (for :class:`~apikeys.storage.CachedStore`).
 
         Raises:
             ConflictError: an inserted id exists, or an updated record's stored
                 version is not ``record.version - 1`` (nothing was written).
+            ConfigurationError: ``notify`` on a database other than PostgreSQL.
             StorageError: the database failed (nothing was written).
         """
         ids = [r.id for r in insert] + [r.id for r in update]
@@ -171,6 +200,7 @@ class DjangoStore:
                     )
                     if changed != 1:
                         raise ConflictError(f"key {record.id!r} changed since it was read")
+                self._notify(notify, ids)
         except StorageError as exc:
             if isinstance(exc.__cause__, IntegrityError) and self._any_exists(insert):
                 raise ConflictError("a key id to insert exists") from exc.__cause__
@@ -207,17 +237,24 @@ class DjangoStore:
             rows = builtins.list(query.order_by("id").values(*COLUMNS)[: max(0, limit)])
         return [row_to_record(row) for row in rows]
 
-    def purge(self, key_id: str) -> bool:
+    def purge(self, key_id: str, *, notify: str | None = None) -> bool:
         """Delete a record for good.
+
+        Args:
+            key_id: The key to delete.
+            notify: A PostgreSQL channel to announce the deletion on, in the same
+                transaction (for :class:`~apikeys.storage.CachedStore`).
 
         Returns:
             Whether one existed.
 
         Raises:
+            ConfigurationError: ``notify`` on a database other than PostgreSQL.
             StorageError: the database failed.
         """
-        with _translated("purge"):
+        with _translated("purge"), transaction.atomic(using=self.using):
             deleted, _ = self._objects.filter(pk=key_id).delete()
+            self._notify(notify, [key_id])
         return bool(deleted)
 
     def touch(self, key_id: str, *, at: datetime, ip: str | None) -> None:

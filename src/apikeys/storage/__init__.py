@@ -9,6 +9,9 @@
   tables, for the application's own Alembic migrations.
 - :class:`AsyncSQLAlchemyStore`: the same tables for asyncio
   (``apikeys[asyncio]``).
+- :class:`CachedStore` / :class:`AsyncCachedStore`: records kept in process
+  memory, dropped when any process announces a change (PostgreSQL
+  LISTEN/NOTIFY or Redis pub/sub).
 - :func:`store_from_url` / :func:`async_store_from_url` build one from a URL;
   :func:`register_store` adds a scheme.
 
@@ -21,8 +24,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from apikeys.storage._cached import AsyncCachedStore, CachedStore
 from apikeys.storage._memory import MemoryStore
-from apikeys.storage._protocol import AsyncKeyStore, AsyncSupportsTouch, KeyStore, SupportsTouch
+from apikeys.storage._protocol import (
+    AsyncKeyStore,
+    AsyncSupportsTouch,
+    KeyStore,
+    SupportsNotify,
+    SupportsTouch,
+)
 from apikeys.storage._registry import async_store_from_url, register_store, store_from_url
 from apikeys.storage._sqlite import SQLiteStore
 
@@ -36,13 +46,16 @@ if TYPE_CHECKING:
     keys_table: Table
 
 __all__ = [
+    "AsyncCachedStore",
     "AsyncKeyStore",
     "AsyncSQLAlchemyStore",
     "AsyncSupportsTouch",
+    "CachedStore",
     "KeyStore",
     "MemoryStore",
     "SQLAlchemyStore",
     "SQLiteStore",
+    "SupportsNotify",
     "SupportsTouch",
     "async_store_from_url",
     "keys_table",

@@ -63,6 +63,21 @@ class SupportsTouch(Protocol):
 
 
 @runtime_checkable
+class SupportsNotify(Protocol):
+    """Optional capability: announce a change inside the write's own transaction.
+
+    For :class:`~apikeys.storage.CachedStore` with PostgreSQL invalidation. When
+    ``supports_notify()`` is true, ``write`` and ``purge`` accept ``notify=``, a
+    PostgreSQL channel name: the store then runs ``pg_notify(channel, payload)``
+    in the same transaction as the change (payload: the changed ids, see
+    ``apikeys.storage._changes``), so the announcement is delivered if and only
+    if the change commits, and in commit order.
+    """
+
+    def supports_notify(self) -> bool: ...
+
+
+@runtime_checkable
 class AsyncKeyStore(Protocol):
     """The awaitable twin of :class:`KeyStore`: the same contract, methods with an
     ``a`` prefix (as Django's async ORM), so one class can implement both."""

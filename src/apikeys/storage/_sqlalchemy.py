@@ -43,6 +43,9 @@ from sqlalchemy.types import TypeDecorator
 
 from apikeys._models import COLUMNS, KeyRecord, KeyState, record_to_row, row_to_record
 from apikeys.errors import ConfigurationError, ConflictError, StorageError
+from apikeys.storage._changes import change_payload
+from apikeys.storage._decoded import DecodedRows
+from apikeys.storage._pgdirect import DirectReader
 from apikeys.storage._schema import (
     KEYS_TABLE,
     OWNER_INDEX,
@@ -253,6 +256,7 @@ class Statements:
             .values(last_used_at=bindparam("at"), last_used_ip=bindparam("ip"))
         )
         self.purge = delete(table).where(c.id == bindparam("key_id"))
+        self.notify = text("SELECT pg_notify(:channel, :payload)")
         self.now_type = UTCDateTime()
 
     def update_params(self, record: KeyRecord) -> dict[str, Any]:
@@ -290,6 +294,24 @@ class Statements:
 
 def to_records(rows: Sequence[Any]) -> builtins.list[KeyRecord]:
     return [row_to_record(row) for row in rows]
+
+
+def direct_reads_apply(engine_dialect: Dialect, wanted: bool) -> bool:
+    """Whether a store reads ``get`` through psycopg directly (see _pgdirect.py)."""
+    return wanted and engine_dialect.name == "postgresql" and engine_dialect.driver == "psycopg"
+
+
+def notify_params(channel: str | None, ids: Sequence[str], backend: str) -> dict[str, str] | None:
+    """The parameters of the in-transaction NOTIFY, ``None`` without a channel.
+
+    Raises:
+        ConfigurationError: a channel on a database other than PostgreSQL.
+    """
+    if channel is None:
+        return None
+    if backend != "postgresql":
+        raise ConfigurationError("notify= needs PostgreSQL (LISTEN/NOTIFY)")
+    return {"channel": channel, "payload": change_payload(ids)}
 
 
 def schema_version(conn: Connection) -> int | None:
@@ -346,6 +368,10 @@ class SQLAlchemyStore:
             first use. Pass ``False`` when your own migrations own the tables.
         engine_options: Extra :func:`~sqlalchemy.create_engine` arguments when a
             URL is given (``pool_size``, ``pool_pre_ping``...).
+        direct_reads: On PostgreSQL through psycopg, run ``get`` on psycopg
+            directly (connections detached from the engine's pool, autocommit,
+            a server-side prepared statement); pass ``False`` behind a pooler
+            that cannot keep prepared statements (PgBouncer in transaction mode).
 
     Raises:
         ConfigurationError: a malformed URL or a driver that is not installed
@@ -363,6 +389,7 @@ class SQLAlchemyStore:
         *,
         auto_create: bool = True,
         engine_options: Mapping[str, Any] | None = None,
+        direct_reads: bool = True,
     ) -> None:
         if isinstance(url_or_engine, Engine):
             self.engine = url_or_engine
@@ -395,6 +422,12 @@ class SQLAlchemyStore:
         )
         self._ready = False
         self._ready_lock = threading.Lock()
+        self._decoded = DecodedRows()
+        self._direct = (
+            DirectReader(self.engine)
+            if direct_reads_apply(self.engine.dialect, direct_reads)
+            else None
+        )
 
     def __repr__(self) -> str:
         return f"SQLAlchemyStore({self.engine.url.render_as_string(hide_password=True)!r})"
@@ -445,27 +478,55 @@ class SQLAlchemyStore:
         Raises:
             StorageError: the database failed.
         """
-        with self._connect() as conn:
-            row = conn.execute(self._sql.get, {"key_id": key_id}).mappings().first()
-        return None if row is None else row_to_record(row)
+        row: tuple[Any, ...] | None
+        if self._direct is not None:
+            if not self._ready:
+                with translate(self._backend):
+                    self._prepare(create=self.auto_create)
+            row = self._direct.fetch(key_id)
+        else:
+            with self._connect() as conn:
+                found = conn.execute(self._sql.get, {"key_id": key_id}).first()
+            row = None if found is None else tuple(found)
+        return self._decoded.record(key_id, row)
 
-    def write(self, *, insert: Sequence[KeyRecord] = (), update: Sequence[KeyRecord] = ()) -> None:
+    def supports_notify(self) -> bool:
+        """Whether ``write``/``purge`` take ``notify=`` (PostgreSQL only)."""
+        return self._backend == "postgresql"
+
+    def write(
+        self,
+        *,
+        insert: Sequence[KeyRecord] = (),
+        update: Sequence[KeyRecord] = (),
+        notify: str | None = None,
+    ) -> None:
         """Insert and update records in one transaction: all land or none does.
+
+        Args:
+            insert: New records.
+            update: Changed records, each at its stored version + 1.
+            notify: A PostgreSQL channel to announce the change on, in the same
+                transaction (for :class:`~apikeys.storage.CachedStore`).
 
         Raises:
             ConflictError: an inserted id exists, or an updated record's stored
                 version is not ``version - 1``.
+            ConfigurationError: ``notify`` on a database other than PostgreSQL.
             StorageError: the database failed.
         """
         check_write(insert, update)
         rows = [record_to_row(r) for r in insert]
         updates = [self._sql.update_params(r) for r in update]
+        announce = notify_params(notify, [r.id for r in (*insert, *update)], self._backend)
         with self._connect(write=True) as conn:
             if rows:
                 conn.execute(self._sql.insert, rows)
             for params in updates:
                 if conn.execute(self._sql.update, params).rowcount != 1:
                     raise ConflictError(f"key {params['b_id']!r} changed since it was read")
+            if announce is not None:
+                conn.execute(self._sql.notify, announce)
 
     def list(
         self,
@@ -486,14 +547,24 @@ class SQLAlchemyStore:
             rows = conn.execute(query).mappings().all()
         return to_records(rows)
 
-    def purge(self, key_id: str) -> bool:
+    def purge(self, key_id: str, *, notify: str | None = None) -> bool:
         """Delete a record for good; return whether one existed.
 
+        Args:
+            key_id: The key to delete.
+            notify: A PostgreSQL channel to announce the deletion on, in the same
+                transaction (for :class:`~apikeys.storage.CachedStore`).
+
         Raises:
+            ConfigurationError: ``notify`` on a database other than PostgreSQL.
             StorageError: the database failed.
         """
+        announce = notify_params(notify, [key_id], self._backend)
         with self._connect(write=True) as conn:
-            return conn.execute(self._sql.purge, {"key_id": key_id}).rowcount > 0
+            existed = conn.execute(self._sql.purge, {"key_id": key_id}).rowcount > 0
+            if announce is not None:
+                conn.execute(self._sql.notify, announce)
+            return existed
 
     def touch(self, key_id: str, *, at: datetime, ip: str | None) -> None:
         """Record a use of ``key_id`` without a version bump (a missing key is ignored).
@@ -505,7 +576,10 @@ class SQLAlchemyStore:
             conn.execute(self._sql.touch, {"b_id": key_id, "at": at, "ip": ip})
 
     def close(self) -> None:
-        """Dispose of the engine's connections, if the store created the engine."""
+        """Close the direct-read connections; dispose of the engine's
+        connections, if the store created the engine."""
+        if self._direct is not None:
+            self._direct.close()
         if self._owns_engine:
             self.engine.dispose()
 

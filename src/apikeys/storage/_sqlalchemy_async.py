@@ -15,15 +15,19 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
-from apikeys._models import KeyRecord, KeyState, record_to_row, row_to_record
+from apikeys._models import KeyRecord, KeyState, record_to_row
 from apikeys.errors import ConfigurationError, ConflictError
+from apikeys.storage._decoded import DecodedRows
+from apikeys.storage._pgdirect import AsyncDirectReader
 from apikeys.storage._schema import check_write
 from apikeys.storage._sqlalchemy import (
     Statements,
+    direct_reads_apply,
     ensure_schema,
     is_memory_sqlite,
     keys_table,
     missing_driver,
+    notify_params,
     parse_url,
     sqlite_pragmas,
     to_records,
@@ -57,6 +61,8 @@ class AsyncSQLAlchemyStore:
             first use. Pass ``False`` when your own migrations own the tables.
         engine_options: Extra :func:`~sqlalchemy.ext.asyncio.create_async_engine`
             arguments when a URL is given.
+        direct_reads: On PostgreSQL through psycopg, run ``aget`` on psycopg
+            directly (as :class:`~apikeys.storage.SQLAlchemyStore` does).
 
     Raises:
         ConfigurationError: a malformed URL, a synchronous driver, or a driver
@@ -74,6 +80,7 @@ class AsyncSQLAlchemyStore:
         *,
         auto_create: bool = True,
         engine_options: Mapping[str, Any] | None = None,
+        direct_reads: bool = True,
     ) -> None:
         if isinstance(url_or_engine, AsyncEngine):
             self.engine = url_or_engine
@@ -111,6 +118,12 @@ class AsyncSQLAlchemyStore:
         )
         self._ready = False
         self._ready_lock: asyncio.Lock | None = None
+        self._decoded = DecodedRows()
+        self._direct = (
+            AsyncDirectReader(self.engine)
+            if direct_reads_apply(self.engine.dialect, direct_reads)
+            else None
+        )
 
     def __repr__(self) -> str:
         url = self.engine.url.render_as_string(hide_password=True)
@@ -161,31 +174,56 @@ class AsyncSQLAlchemyStore:
         Raises:
             StorageError: the database failed.
         """
-        async with self._connect() as conn:
-            result = await conn.execute(self._sql.get, {"key_id": key_id})
-            row = result.mappings().first()
-        return None if row is None else row_to_record(row)
+        row: tuple[Any, ...] | None
+        if self._direct is not None:
+            if not self._ready:
+                with translate(self._backend):
+                    await self._prepare(create=self.auto_create)
+            row = await self._direct.fetch(key_id)
+        else:
+            async with self._connect() as conn:
+                found = (await conn.execute(self._sql.get, {"key_id": key_id})).first()
+            row = None if found is None else tuple(found)
+        return self._decoded.record(key_id, row)
+
+    def supports_notify(self) -> bool:
+        """Whether ``awrite``/``apurge`` take ``notify=`` (PostgreSQL only)."""
+        return self._backend == "postgresql"
 
     async def awrite(
-        self, *, insert: Sequence[KeyRecord] = (), update: Sequence[KeyRecord] = ()
+        self,
+        *,
+        insert: Sequence[KeyRecord] = (),
+        update: Sequence[KeyRecord] = (),
+        notify: str | None = None,
     ) -> None:
         """Insert and update records in one transaction: all land or none does,
         also when the calling task is cancelled part-way.
 
+        Args:
+            insert: New records.
+            update: Changed records, each at its stored version + 1.
+            notify: A PostgreSQL channel to announce the change on, in the same
+                transaction.
+
         Raises:
             ConflictError: an inserted id exists, or an updated record's stored
                 version is not ``version - 1``.
+            ConfigurationError: ``notify`` on a database other than PostgreSQL.
             StorageError: the database failed.
         """
         check_write(insert, update)
         rows = [record_to_row(r) for r in insert]
         updates = [self._sql.update_params(r) for r in update]
+        announce = notify_params(notify, [r.id for r in (*insert, *update)], self._backend)
         async with self._connect(write=True) as conn:
             if rows:
                 await conn.execute(self._sql.insert, rows)
             for params in updates:
                 if (await conn.execute(self._sql.update, params)).rowcount != 1:
                     raise ConflictError(f"key {params['b_id']!r} changed since it was read")
+            if announce is not None:
+                await conn.execute(self._sql.notify, announce)
 
     async def alist(
         self,
@@ -206,15 +244,24 @@ class AsyncSQLAlchemyStore:
             rows = (await conn.execute(query)).mappings().all()
         return to_records(rows)
 
-    async def apurge(self, key_id: str) -> bool:
+    async def apurge(self, key_id: str, *, notify: str | None = None) -> bool:
         """Delete a record for good; return whether one existed.
 
+        Args:
+            key_id: The key to delete.
+            notify: A PostgreSQL channel to announce the deletion on, in the same
+                transaction.
+
         Raises:
+            ConfigurationError: ``notify`` on a database other than PostgreSQL.
             StorageError: the database failed.
         """
+        announce = notify_params(notify, [key_id], self._backend)
         async with self._connect(write=True) as conn:
-            result = await conn.execute(self._sql.purge, {"key_id": key_id})
-            return result.rowcount > 0
+            existed = (await conn.execute(self._sql.purge, {"key_id": key_id})).rowcount > 0
+            if announce is not None:
+                await conn.execute(self._sql.notify, announce)
+            return existed
 
     async def atouch(self, key_id: str, *, at: datetime, ip: str | None) -> None:
         """Record a use of ``key_id`` without a version bump (a missing key is ignored).
@@ -226,7 +273,10 @@ class AsyncSQLAlchemyStore:
             await conn.execute(self._sql.touch, {"b_id": key_id, "at": at, "ip": ip})
 
     async def aclose(self) -> None:
-        """Dispose of the engine's connections, if the store created the engine."""
+        """Close the direct-read connections; dispose of the engine's
+        connections, if the store created the engine."""
+        if self._direct is not None:
+            await self._direct.close()
         if self._owns_engine:
             await self.engine.dispose()
 

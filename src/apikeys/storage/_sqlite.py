@@ -12,8 +12,9 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from apikeys._models import COLUMNS, KeyRecord, KeyState, record_to_row, row_to_record
+from apikeys._models import COLUMNS, KeyRecord, KeyState, record_to_row
 from apikeys.errors import ConflictError, StorageError
+from apikeys.storage._decoded import DecodedRows, decode_row
 from apikeys.storage._schema import (
     DATETIME_COLUMNS,
     KEYS_TABLE,
@@ -140,6 +141,7 @@ class SQLiteStore:
         self._registry_lock = threading.Lock()
         self._schema_ready = False
         self._closed = False
+        self._decoded = DecodedRows()
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.path!r})"
@@ -239,9 +241,16 @@ class SQLiteStore:
         Raises:
             StorageError: the database failed.
         """
-        with self._session() as conn:
-            row = conn.execute(_GET, (key_id,)).fetchone()
-        return None if row is None else row_to_record(dict(zip(COLUMNS, row, strict=True)))
+        # The hot path of every verification: no context manager, and a record
+        # decoded earlier is reused while its row is unchanged (_decoded.py).
+        # sqlite3 keeps the statement prepared in its per-connection cache.
+        try:
+            held = self._connection()
+            with held.lock:
+                row = held.conn.execute(_GET, (key_id,)).fetchone()
+        except sqlite3.Error as exc:
+            raise StorageError(driver_message(exc, "SQLite")) from exc
+        return self._decoded.record(key_id, row)
 
     def write(self, *, insert: Sequence[KeyRecord] = (), update: Sequence[KeyRecord] = ()) -> None:
         """Insert and update records in one transaction: all land or none does.
@@ -292,7 +301,7 @@ class SQLiteStore:
         sql = f"{_SELECT}{where} ORDER BY id LIMIT :limit"
         with self._session() as conn:
             rows = conn.execute(sql, params).fetchall()
-        return [row_to_record(dict(zip(COLUMNS, row, strict=True))) for row in rows]
+        return [decode_row(row) for row in rows]
 
     def purge(self, key_id: str) -> bool:
         """Delete a record for good; return whether one existed.
