@@ -3,6 +3,7 @@ usage and audit in the same database, rate limiter; the bare constructor unwired
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,10 +16,16 @@ from apikeys import (
     RateLimited,
     Settings,
 )
-from apikeys.errors import ConfigurationError
+from apikeys.errors import AuthenticationError, ConfigurationError
 from apikeys.monitoring import AsyncMonitor, Monitor, SQLiteAuditStore, SQLiteUsageStore
 from apikeys.ratelimit import KeyRateLimiter, RedisCounters
-from apikeys.storage import MemoryStore, SQLiteStore, register_store
+from apikeys.storage import (
+    AsyncCachedStore,
+    CachedStore,
+    MemoryStore,
+    SQLiteStore,
+    register_store,
+)
 from apikeys.testing import ManualClock
 
 
@@ -143,3 +150,63 @@ async def test_the_async_manager_is_wired_the_same(tmp_path: Path) -> None:
         assert reader.monitor is not None
         types = [e.type for e in reader.monitor.audit(key_id=issued.key.id)]
     assert types == ["key.created", "key.rate_limited"]
+
+
+def _wait_live(store: CachedStore | AsyncCachedStore) -> None:
+    deadline = time.monotonic() + 10
+    while not store.live:
+        assert time.monotonic() < deadline, "the invalidation channel never came up"
+        time.sleep(0.01)  # waiting for the listener's first heartbeat
+
+
+@pytest.mark.redis
+def test_cache_invalidation_puts_a_cached_store_in_front(tmp_path: Path, redis_url: str) -> None:
+    """Two processes' managers on one database, each behind a record cache: a revoke
+    by one is seen by the other once announced (within max_staleness)."""
+    options = {
+        "prefix": "acme",
+        "hasher": "argon2-test",
+        "monitoring": False,
+        "cache_invalidation": redis_url,
+        "cache_max_staleness": "100ms",
+    }
+    url = f"sqlite:///{tmp_path / 'keys.db'}"
+    with (
+        KeyManager.from_url(url, **options) as writer,
+        KeyManager.from_url(url, **options) as reader,
+    ):
+        assert isinstance(reader.store, CachedStore)
+        assert isinstance(reader.store.store, SQLiteStore)
+        assert reader.store.max_staleness == timedelta(milliseconds=100)
+        _wait_live(reader.store)
+        issued = writer.create(owner="team-1")
+        reader.verify(issued.plaintext)
+        assert reader.store.get(issued.key.id) is reader.store.get(issued.key.id)  # from memory
+        writer.revoke(issued.key.id)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                reader.verify(issued.plaintext)
+            except AuthenticationError as exc:
+                assert exc.code == "revoked"
+                break
+            assert time.monotonic() < deadline, "the revocation never reached the reader"
+            time.sleep(0.005)  # the announcement is on its way
+
+
+@pytest.mark.anyio
+@pytest.mark.redis
+async def test_the_async_manager_gets_the_async_cache(redis_url: str) -> None:
+    keys = AsyncKeyManager.from_url(
+        "memory://", prefix="acme", monitoring=False, cache_invalidation=redis_url
+    )
+    try:
+        assert isinstance(keys.store, AsyncCachedStore)
+        assert isinstance(keys.store.store, MemoryStore)
+    finally:
+        await keys.aclose()
+
+
+def test_no_cache_without_a_channel() -> None:
+    with KeyManager.from_url("memory://", prefix="acme", monitoring=False) as keys:
+        assert isinstance(keys.store, MemoryStore)

@@ -15,13 +15,20 @@ from datetime import date, datetime, timedelta, timezone
 from apikeys import _keyformat
 from apikeys.errors import InvalidArgument
 
-_DURATION_PART = re.compile(r"(\d+)([wdhms])")
-_UNITS = {"w": "weeks", "d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
+_DURATION_PART = re.compile(r"(\d+)(ms|[wdhms])")
+_UNITS = {
+    "w": "weeks",
+    "d": "days",
+    "h": "hours",
+    "m": "minutes",
+    "s": "seconds",
+    "ms": "milliseconds",
+}
 _MAX_DURATION_TEXT = 64
 
 
 def parse_duration(text: str, *, allow_zero: bool = False) -> timedelta:
-    """Parse ``90d``, ``24h``, ``1d12h``, ``30m``, ``45s`` or ``2w``.
+    """Parse ``90d``, ``24h``, ``1d12h``, ``30m``, ``45s``, ``2w`` or ``100ms``.
 
     Args:
         text: The duration.
@@ -38,7 +45,7 @@ def parse_duration(text: str, *, allow_zero: bool = False) -> timedelta:
     if not value or "".join(n + u for n, u in parts) != value:
         raise InvalidArgument(
             f"invalid duration {text[:_MAX_DURATION_TEXT]!r}: use a number and a unit "
-            "(w, d, h, m, s), e.g. 90d or 1d12h"
+            "(w, d, h, m, s, ms), e.g. 90d or 1d12h"
         )
     total = timedelta()
     try:
@@ -54,7 +61,7 @@ def parse_duration(text: str, *, allow_zero: bool = False) -> timedelta:
 def is_compact_duration(text: str) -> bool:
     """Whether ``text`` looks like a duration :func:`parse_duration` reads (``90d``)."""
     value = text.strip().lower()
-    return bool(value) and bool(re.fullmatch(r"(?:\d+[wdhms])+", value))
+    return bool(value) and bool(re.fullmatch(r"(?:\d+(?:ms|[wdhms]))+", value))
 
 
 def parse_instant(text: str) -> datetime:

@@ -139,11 +139,13 @@ def _build(
     manager_class: type[Any],
     store: Any,
     monitor_class: type[Any],
+    cached_class: type[Any],
     monitoring_database: str | None,
     options: dict[str, Any],
 ) -> Any:
-    """The wiring both managers share: limiter, store, manager, monitor; on any
-    failure, what was opened is closed again."""
+    """The wiring both managers share: limiter, store (behind a record cache when
+    ``cache_invalidation`` is set), manager, monitor; on any failure, what was
+    opened is closed again."""
     arguments = _manager_arguments(settings, options)
     owned: list[Any] = []
     try:
@@ -153,6 +155,7 @@ def _build(
         if isinstance(store, _Deferred):
             store = store.factory(settings.database_url)
         try:
+            store = _cached(store, settings, cached_class)
             manager = manager_class(store, **arguments)
             if settings.monitoring:
                 audit, usage = monitoring_stores(monitoring_database or settings.database_url)
@@ -171,6 +174,18 @@ def _build(
         owned.insert(0, manager.monitor)
     manager._owned = tuple(owned)
     return manager
+
+
+def _cached(store: Any, settings: Settings, cached_class: type[Any]) -> Any:
+    """``store`` behind a :class:`~apikeys.storage.CachedStore` (or its async twin)
+    listening on ``settings.cache_invalidation``; ``store`` itself without one."""
+    if settings.cache_invalidation is None:
+        return store
+    return cached_class(
+        store,
+        invalidation=settings.cache_invalidation,
+        max_staleness=settings.cache_max_staleness,
+    )
 
 
 def _close_quietly(store: Any) -> None:
@@ -213,11 +228,13 @@ def build(
     asynchronous = issubclass(cls, AsyncKeyManager)
     factory: Any = storage.async_store_from_url if asynchronous else storage.store_from_url
     monitor_class: Any = monitoring.AsyncMonitor if asynchronous else monitoring.Monitor
+    cached_class: Any = storage.AsyncCachedStore if asynchronous else storage.CachedStore
     return _build(
         settings,
         cls,
         store if store is not None else _Deferred(factory),
         monitor_class,
+        cached_class,
         monitoring_database,
         options,
     )
