@@ -16,6 +16,9 @@ import os
 
 import pytest
 
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+"""Under CI a missing service fails a test instead of skipping it (as in tests/conftest.py)."""
+
 TIER = os.environ.get("APIKEYS_SECURITY", "quick").strip().lower() or "quick"
 if TIER not in {"quick", "ci", "long"}:
     raise RuntimeError(f"APIKEYS_SECURITY must be quick, ci or long, not {TIER!r}")
