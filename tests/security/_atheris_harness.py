@@ -7,6 +7,7 @@ An exception other than an ``apikeys.errors`` error, or a broken contract
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Callable
 
@@ -14,6 +15,7 @@ import atheris
 
 with atheris.instrument_imports(include=["apikeys"]):
     import _fuzz_targets as targets
+
     from apikeys._keyformat import generate
     from apikeys.errors import APIKeyError
 
@@ -68,10 +70,8 @@ def main() -> None:
     target = TARGETS[sys.argv[1]]
 
     def one_input(data: bytes) -> None:
-        try:
+        with contextlib.suppress(APIKeyError):
             target(atheris.FuzzedDataProvider(data))
-        except APIKeyError:
-            pass
 
     atheris.Setup([sys.argv[0], *sys.argv[2:]], one_input)
     atheris.Fuzz()

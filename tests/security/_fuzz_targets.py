@@ -63,9 +63,9 @@ def stored_hash(text: str, secret: str) -> None:
         supported = hasher.supports(text)
         if not isinstance(supported, bool):
             raise FuzzFailure("supports() returned a non-boolean")
-        if supported and hasher.verify(text, secret) is True:
-            if not isinstance(hasher.needs_rehash(text), bool):
-                raise FuzzFailure("needs_rehash() returned a non-boolean")
+        verified = supported and hasher.verify(text, secret) is True
+        if verified and not isinstance(hasher.needs_rehash(text), bool):
+            raise FuzzFailure("needs_rehash() returned a non-boolean")
 
 
 def scanner(data: bytes, planted: Sequence[str] = ()) -> int:
@@ -77,9 +77,7 @@ def scanner(data: bytes, planted: Sequence[str] = ()) -> int:
         text = format_key(finding.key.prefix, finding.key.key_id, finding.key.secret)
         if parse_or_none(text, PREFIXES) is None:
             raise FuzzFailure("the scanner reported something that is not a key")
-    found = {
-        format_key(f.key.prefix, f.key.key_id, f.key.secret) for f in findings
-    }
+    found = {format_key(f.key.prefix, f.key.key_id, f.key.secret) for f in findings}
     if ALLOW_MARKER in data:
         return len(findings)  # a marked line is left out on purpose
     missing = [key for key in planted if key not in found]

@@ -196,4 +196,3 @@ def test_a_per_key_limit_is_enforced_or_refused_at_create(limits: dict[str, Any]
         keys.verify(plaintext)
     with pytest.raises(RateLimited):
         keys.verify(plaintext)
-

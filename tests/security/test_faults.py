@@ -66,14 +66,14 @@ def _record(battery: Any, part: str, checked: str, tally: Tally, recovery: str) 
 
 
 @pytest.fixture
-def pg_victim(postgres_url: str) -> Iterator[tuple[str, str]]:
+def pg_victim(postgres_url: str) -> tuple[str, str]:
     """(URL, application_name): the name marks the backends this test may hurt."""
     from apikeys.storage import SQLAlchemyStore
 
     store = SQLAlchemyStore(postgres_url)
     store.create_schema()
     store.close()
-    yield postgres_url, f"apikeys_battery_{secrets.token_hex(4)}"
+    return postgres_url, f"apikeys_battery_{secrets.token_hex(4)}"
 
 
 def _admin(url: str) -> Any:
@@ -181,9 +181,7 @@ def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
 
 
 def _limited_manager(server: OwnRedis, namespace: str) -> KeyManager:
-    counters = RedisCounters(
-        f"{server.url}?client_name={CLIENT}", namespace=namespace, timeout=0.3
-    )
+    counters = RedisCounters(f"{server.url}?client_name={CLIENT}", namespace=namespace, timeout=0.3)
     limiter = KeyRateLimiter(counters, default=["1000000/hour"])
     return _manager(MemoryStore(), rate_limiter=limiter, clock=ManualClock())
 
@@ -293,7 +291,8 @@ def test_sqlite_write_lock_held_by_another_process(tmp_path: Path, battery: Any)
         text=True,
     )
     try:
-        assert locker.stdout is not None and locker.stdin is not None
+        assert locker.stdout is not None
+        assert locker.stdin is not None
         assert locker.stdout.readline().strip() == "locked"
         for _ in range(budget(0, 10, 100)):
             tally.verify(keys, good, good=True)  # a read (WAL) and a touch that may fail
@@ -341,3 +340,51 @@ def test_sqlite_write_lock_held_by_another_process(tmp_path: Path, battery: Any)
         keys.verify(spare.plaintext)
     assert refused.value.code == "revoked"
     keys.close()
+
+
+# --- hashing capacity -----------------------------------------------------------------------
+
+
+def test_hashing_capacity_exhausted_by_a_flood_of_cold_checks(battery: Any) -> None:
+    """Production Argon2, one hashing slot, no waiting, no verified-secret cache:
+    a flood from 6 threads meets ServiceBusy (typed 503), never a false accept."""
+    keys = KeyManager(
+        MemoryStore(),
+        prefix="acme",
+        hasher=Argon2Hasher(),
+        failure_limit=0,
+        cache_size=0,
+        max_concurrent_hashes=1,
+        hash_wait=0.0,
+    )
+    issued = keys.create(owner="victim")
+    good, wrong = issued.plaintext, with_wrong_secret(issued.plaintext)
+    tallies = [Tally() for _ in range(6)]
+    stop = threading.Event()
+    threads = [
+        threading.Thread(target=_hammer, args=(keys, good, wrong, tally, stop)) for tally in tallies
+    ]
+    for thread in threads:
+        thread.start()
+    time.sleep(budget(0, 2, 20))
+    stop.set()
+    for thread in threads:
+        thread.join()
+    total = Tally()
+    for tally in tallies:
+        total.accepted += tally.accepted
+        total.false_accepts += tally.false_accepts
+        total.typed_503 += tally.typed_503
+        total.good_refused_as_invalid += tally.good_refused_as_invalid
+        total.other += tally.other
+    recovery = recovery_ms(lambda: Tally().verify(keys, good, good=True))
+    _record(
+        battery,
+        "fault: hashing slots exhausted (1 slot, 6 threads)",
+        "ServiceBusy instead of queueing; no wrong key accepted",
+        total,
+        f"{recovery:.0f} ms",
+    )
+    total.check()
+    assert total.typed_503 > 0
+    assert total.accepted > 0

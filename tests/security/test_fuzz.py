@@ -108,9 +108,18 @@ def test_key_parser_takes_bounded_time_whatever_the_length() -> None:
 header_value = st.one_of(
     ANY_TEXT,
     keys,
-    st.builds(lambda k, pre, post: pre + k + post, keys, st.sampled_from(["", " ", "\t", ",", " ,"]), st.sampled_from(["", " ", "\t", ",", ", "])),
+    st.builds(
+        lambda k, pre, post: pre + k + post,
+        keys,
+        st.sampled_from(["", " ", "\t", ",", " ,"]),
+        st.sampled_from(["", " ", "\t", ",", ", "]),
+    ),
     keys.map(lambda k: "Bearer " + k),
-    st.builds(lambda scheme, k: f"{scheme} {k}", st.sampled_from(["bearer", "BEARER", "Basic", "Token", ""]), keys),
+    st.builds(
+        lambda scheme, k: f"{scheme} {k}",
+        st.sampled_from(["bearer", "BEARER", "Basic", "Token", ""]),
+        keys,
+    ),
 )
 header_lists = st.lists(header_value, max_size=3)
 
@@ -129,7 +138,11 @@ def _ows_trimmed(value: str) -> str:
 
 @pytest.mark.xfail(strict=True, reason="issue 15 item 7, fixed on another branch")
 @FUZZ
-@given(keys, st.sampled_from(["X-API-Key", "Authorization"]), st.sampled_from(["lead", "trail", "nbsp", "nel"]))
+@given(
+    keys,
+    st.sampled_from(["X-API-Key", "Authorization"]),
+    st.sampled_from(["lead", "trail", "nbsp", "nel"]),
+)
 @example(generate("acme")[1], "X-API-Key", "lead")
 @example(generate("acme")[1], "X-API-Key", "nbsp")
 def test_header_extraction_is_strict_about_empty_elements_and_whitespace(
@@ -144,7 +157,11 @@ def test_header_extraction_is_strict_about_empty_elements_and_whitespace(
     try:
         got = SETTINGS.extract_key(*args)
     except AuthenticationError as exc:
-        assert exc.code == "malformed"
+        refused = exc.code
+    else:
+        refused = None
+    if refused is not None:
+        assert refused == "malformed"
         return
     assert got == _ows_trimmed(value.removeprefix("Bearer ")), "trimmed more than OWS"
     assert got != key, f"{value!r} was read as the bare key"
@@ -166,7 +183,9 @@ phc_like = st.builds(
     st.sampled_from(["", "\x00", "$", " ", "\n", "\ud800"]),
 )
 real_hashes = st.sampled_from([PRODUCTION.hash("s3cret"), TESTS_PROFILE.hash("s3cret")])
-hash_text = st.one_of(ANY_TEXT, phc_like, real_hashes, st.builds(str.__add__, real_hashes, ANY_TEXT))
+hash_text = st.one_of(
+    ANY_TEXT, phc_like, real_hashes, st.builds(str.__add__, real_hashes, ANY_TEXT)
+)
 
 
 ascii_hash_text = st.one_of(
@@ -216,7 +235,9 @@ def test_the_production_hasher_refuses_weak_or_trailing_garbage_hashes(planted: 
 @FUZZ
 @given(st.binary(max_size=400), st.lists(keys, max_size=3), st.binary(max_size=200))
 @example(b"", [], b"")
-def test_scanner_finds_exactly_the_planted_keys(head: bytes, planted: list[str], tail: bytes) -> None:
+def test_scanner_finds_exactly_the_planted_keys(
+    head: bytes, planted: list[str], tail: bytes
+) -> None:
     body = b" ".join(k.encode() for k in planted)
     data = head + b"\n " + body + b" \n" + tail
     assert scanner(data, planted) >= len(planted) or b"apikeys:allow" in data

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_secrets_hygiene import OneShotLimiter, Shown, lifecycle
 
 from apikeys import KeyManager
 from apikeys._keyformat import parse
@@ -31,6 +30,7 @@ from apikeys.monitoring import LoggingSink, Monitor
 from apikeys.storage import MemoryStore, SQLiteStore
 from apikeys.testing import ManualClock
 from core_support import ListSink, RecordingStore, with_wrong_secret
+from test_secrets_hygiene import OneShotLimiter, Shown, lifecycle
 
 PREFIXES = ("acme", "acme_live")
 
@@ -92,7 +92,9 @@ def assert_clean(where: str, text: str | bytes, secrets: set[str]) -> None:
 # --- the lifecycle on real stores, with a monitor ----------------------------------------
 
 
-def _run(store: Any, audit: Any, usage: Any) -> tuple[list[str], Shown, ListSink]:
+def _run(
+    store: Any, audit: Any, usage: Any, before_close: Any = None
+) -> tuple[list[str], Shown, ListSink]:
     sink = ListSink()
     recording = RecordingStore(store)
     keys = KeyManager(
@@ -114,6 +116,8 @@ def _run(store: Any, audit: Any, usage: Any) -> tuple[list[str], Shown, ListSink
     shown.add("monitor", monitor)
     for event in sink.events:
         shown.add("event", event, json.dumps(event.to_dict()))
+    if before_close is not None:
+        before_close()
     monitor.close()
     keys.close()
     for part in (store, audit, usage):  # RecordingStore.close() does not close its inner
@@ -142,24 +146,30 @@ def test_sqlite_database_and_wal_bytes(
     from apikeys.monitoring import SQLiteAuditStore, SQLiteUsageStore
 
     db = tmp_path / "keys.db"
-    plaintexts, shown, _ = _run(SQLiteStore(db), SQLiteAuditStore(db), SQLiteUsageStore(db))
+    images: dict[str, bytes] = {}
+
+    def snapshot(tag: str) -> None:
+        for path in sorted(tmp_path.iterdir()):
+            images[f"{path.name} ({tag})"] = path.read_bytes()
+
+    plaintexts, shown, _ = _run(
+        SQLiteStore(db), SQLiteAuditStore(db), SQLiteUsageStore(db), lambda: snapshot("open")
+    )
+    snapshot("closed")
     secrets = _check_run(plaintexts, shown, debug_everywhere.getvalue(), battery, "leaks: SQLite")
-    files = sorted(tmp_path.iterdir())
-    assert db in files
-    scanned = 0
-    everything = b""
-    for path in files:
-        data = path.read_bytes()
-        scanned += len(data)
-        everything += data
-        assert_clean(path.name, data, secrets)
+    assert any(name.startswith("keys.db-wal") for name in images), "no WAL to scan"
+    scanned = sum(len(data) for data in images.values())
+    everything = b"".join(images.values())
+    files = list(images)
+    for name, data in images.items():
+        assert_clean(name, data, secrets)
     # The control: the public key ids are there, so these are the right bytes.
     assert all(key_id.encode() in everything for key_id in ids_of(plaintexts[1:]))
     battery.record(
         "leaks: SQLite file bytes",
-        "keys.db, -wal, -shm (keys, audit, usage tables)",
+        "keys.db, -wal, -shm while open and after close (keys, audit, usage tables)",
         count=scanned,
-        measured=f"{len(files)} files, {scanned} bytes",
+        measured=f"{len(files)} file images, {scanned} bytes",
     )
 
 
@@ -177,7 +187,8 @@ def test_postgres_dump(postgres_url: str, debug_everywhere: io.StringIO, battery
     dump = _pg_dump(postgres_url)
     battery.record(
         "leaks: PostgreSQL dump",
-        "pg_dump of the test database (keys, audit, usage)" if shutil.which("pg_dump")
+        "pg_dump of the test database (keys, audit, usage)"
+        if shutil.which("pg_dump")
         else "SELECT of every table (no pg_dump)",
         count=len(dump),
         measured=f"{len(dump)} bytes",
@@ -364,7 +375,9 @@ def _flask_responses(keys: KeyManager, requests: list[tuple[str, dict[str, str]]
     for path, headers in requests:
         response = client.get(path, headers=headers)
         assert response.status_code < 500, response.get_data(as_text=True)
-        texts.append(f"{response.status_code} {dict(response.headers)} {response.get_data(as_text=True)}")
+        texts.append(
+            f"{response.status_code} {dict(response.headers)} {response.get_data(as_text=True)}"
+        )
     return texts
 
 
