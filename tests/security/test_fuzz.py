@@ -264,11 +264,11 @@ def test_scan_of_a_fifo_returns(tmp_path: Path) -> None:
         done = subprocess.run(
             [sys.executable, "-m", "apikeys", "scan", "--prefix", "acme", str(fifo)],
             capture_output=True,
-            timeout=5,
+            timeout=3,
             check=False,
         )
     except subprocess.TimeoutExpired:
-        pytest.fail("apikeys scan <fifo> did not return within 5 s")
+        pytest.fail("apikeys scan <fifo> did not return within 3 s")
     assert done.returncode in (0, 1), done.stderr
 
 

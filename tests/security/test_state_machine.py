@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 from _tier import TIER, budget
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -381,6 +381,7 @@ def postgres_backend(url: str) -> Backend:
     return Backend("postgres", store, fresh, admin.dispose)
 
 
+NO_SHRINK = (Phase.explicit, Phase.reuse, Phase.generate, Phase.target)
 EXAMPLES = {
     "memory": budget(15, 150, 1500),
     "sqlite": budget(8, 60, 600),
@@ -389,7 +390,11 @@ EXAMPLES = {
 
 
 def _settings(examples: int, *, derandomize: bool = False) -> settings:
+    # The derandomized run skips shrinking below the long tier: while item 4 is open
+    # it fails, and shrinking several distinct bugs costs a minute of the quick suite.
+    phases = tuple(Phase) if TIER == "long" or not derandomize else NO_SHRINK
     return settings(
+        phases=phases,
         max_examples=examples,
         stateful_step_count=budget(25, 40, 60),
         deadline=None,
