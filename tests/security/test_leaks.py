@@ -13,8 +13,10 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import shutil
 import subprocess
+import sys
 import warnings
 from collections.abc import Iterator
 from datetime import timedelta
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _leak_requests import leak_requests
 
 from apikeys import KeyManager
 from apikeys._keyformat import parse
@@ -290,23 +293,6 @@ def _redis_value(client: Any, name: bytes) -> bytes:
 # --- problem bodies through the frameworks' test clients ---------------------------------
 
 
-def _requests(plaintext: str, revoked: str) -> list[tuple[str, dict[str, str]]]:
-    wrong = with_wrong_secret(plaintext)
-    return [
-        ("/orders", {"Authorization": f"Bearer {plaintext}"}),
-        ("/orders", {"X-API-Key": plaintext}),
-        ("/orders", {"X-API-Key": wrong}),
-        ("/orders", {"X-API-Key": revoked}),
-        ("/orders", {"X-API-Key": plaintext + plaintext}),
-        ("/orders", {"X-API-Key": f"{plaintext} {plaintext}"}),
-        ("/orders", {"Authorization": f"Basic {plaintext}"}),
-        ("/orders", {"Authorization": f"Bearer {plaintext}", "X-API-Key": plaintext}),
-        ("/orders", {"X-API-Key": plaintext[:-1]}),
-        ("/write", {"X-API-Key": plaintext}),
-        ("/orders", {"X-API-Key": plaintext, "X-Forwarded-For": plaintext}),
-    ]
-
-
 def _keys() -> tuple[KeyManager, list[str], str]:
     keys = KeyManager(
         MemoryStore(),
@@ -386,7 +372,7 @@ def test_problem_bodies_and_headers(
     framework: str, debug_everywhere: io.StringIO, battery: Any
 ) -> None:
     keys, plaintexts, revoked = _keys()
-    requests = _requests(plaintexts[0], revoked)
+    requests = leak_requests(plaintexts[0], revoked)
     respond = _fastapi_responses if framework == "fastapi" else _flask_responses
     texts = respond(keys, requests)
     logs = debug_everywhere.getvalue()
@@ -474,3 +460,34 @@ def test_a_forwarded_for_hop_is_never_echoed_in_a_problem_body() -> None:
         )
     assert response.status_code == 403
     assert "injected" not in response.text
+
+
+def test_django_problem_bodies_and_headers(battery: Any) -> None:
+    """Django in its own interpreter (its settings are process-wide)."""
+    here = Path(__file__).parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(here.parent), str(here)])}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    done = subprocess.run(
+        [sys.executable, str(here / "_django_leaks.py")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    texts, logs = result["responses"], result["log"]
+    secrets = secrets_of(result["plaintexts"])
+    battery.record(
+        "leaks: django responses",
+        "status, headers and problem bodies of good, wrong, revoked, glued, doubled keys",
+        count=len(texts),
+        measured=f"{len(texts)} responses, {len(logs.splitlines())} log lines",
+    )
+    assert any(text.startswith("200") for text in texts)
+    assert any(text.startswith("401") for text in texts)
+    for text in texts:
+        assert_clean("a django response", text, secrets)
+    assert_clean("django logs", logs, secrets)
+    assert_clean("django stderr", done.stderr, secrets)
