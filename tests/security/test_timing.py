@@ -31,7 +31,7 @@ from core_support import unknown_key
 
 pytestmark = heavy
 
-TOLERANCE = {"hmac": 0.10, "argon2": 0.05}
+TOLERANCE = {"hmac": 0.10, "argon2": 0.10}
 SENSITIVITY = 2.0
 PEPPER = "a-pepper-for-the-timing-battery-0123456789abcdef"
 
@@ -48,11 +48,15 @@ class Comparison:
 
 
 def _bootstrap(a: list[float], b: list[float], rounds: int = 2000) -> Comparison:
+    """Ratio of medians, with a paired bootstrap: pairs are resampled whole, since the
+    two samples of a pair were taken back to back under the same machine load."""
     rng = random.Random(1509)
-    ratios = sorted(
-        statistics.median(rng.choices(a, k=len(a))) / statistics.median(rng.choices(b, k=len(b)))
-        for _ in range(rounds)
-    )
+    indices = range(len(a))
+
+    def ratio(picked: list[int]) -> float:
+        return statistics.median(a[i] for i in picked) / statistics.median(b[i] for i in picked)
+
+    ratios = sorted(ratio(rng.choices(indices, k=len(a))) for _ in range(rounds))
     return Comparison(
         statistics.median(a) / statistics.median(b),
         ratios[int(0.025 * rounds)],
@@ -98,7 +102,7 @@ def _hasher(name: str) -> Hasher:
 
 
 def _samples(name: str) -> int:
-    return budget(0, 1500, 10000) if name == "hmac" else budget(0, 120, 1000)
+    return budget(0, 1500, 10000) if name == "hmac" else budget(0, 200, 1500)
 
 
 def _wrong_at(plaintext: str, position: int) -> Callable[[], str]:
