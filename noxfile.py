@@ -142,8 +142,8 @@ def security(session: nox.Session) -> None:
         "no:cacheprovider",
         *args,
         env={
-            "APIKEYS_SECURITY": tier,
-            "APIKEYS_SECURITY_REPORT": "docs/security.md",
-            "APIKEYS_SECURITY_COMMAND": command,
+            "BATTERY_TIER": tier,
+            "BATTERY_REPORT": "docs/security.md",
+            "BATTERY_COMMAND": command,
         },
     )

@@ -68,9 +68,8 @@ _CONNECTION_RETRIES = 1
 def redis_module() -> Any:
     """The ``redis`` package, or :class:`ConfigurationError` naming the extra."""
     try:
-        import redis.asyncio
-
         import redis
+        import redis.asyncio
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ConfigurationError(
             "Redis support needs the redis package: pip install 'apikeys[redis]'"

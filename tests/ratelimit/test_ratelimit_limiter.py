@@ -367,9 +367,9 @@ def test_memory_counters_stay_bounded(clock: ManualClock) -> None:
 async def test_redis_from_a_url_or_your_own_clients(
     redis_url: str, redis_namespace: str, clock: ManualClock
 ) -> None:
+    import redis
     import redis.asyncio
 
-    import redis
     from apikeys.ratelimit import RedisCounters
 
     client = redis.Redis.from_url(redis_url)

@@ -3,7 +3,7 @@ markers in docs/security.md.
 
 Tests call :meth:`Results.record` (fixture ``battery``) with what they measured;
 the outcome of the test (passed, failed, xfailed) is attached by the conftest's
-report hook. At the end of a session with ``APIKEYS_SECURITY_REPORT=<path>`` the
+report hook. At the end of a session with ``BATTERY_REPORT=<path>`` the
 table replaces whatever stood between :data:`BEGIN` and :data:`END` in that file.
 """
 

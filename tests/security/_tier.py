@@ -1,6 +1,6 @@
 """How hard the security battery pushes: one knob, read from the environment.
 
-``APIKEYS_SECURITY`` selects the tier:
+``BATTERY_TIER`` selects the tier:
 
 - unset / ``quick``: the default ``pytest`` run. Small Hypothesis budgets; the parts
   that start servers, kill connections or sample timings are skipped (they run in
@@ -19,9 +19,9 @@ import pytest
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 """Under CI a missing service fails a test instead of skipping it (as in tests/conftest.py)."""
 
-TIER = os.environ.get("APIKEYS_SECURITY", "quick").strip().lower() or "quick"
+TIER = os.environ.get("BATTERY_TIER", "quick").strip().lower() or "quick"
 if TIER not in {"quick", "ci", "long"}:
-    raise RuntimeError(f"APIKEYS_SECURITY must be quick, ci or long, not {TIER!r}")
+    raise RuntimeError(f"BATTERY_TIER must be quick, ci or long, not {TIER!r}")
 
 
 def budget(quick: int, ci: int, long: int) -> int:
@@ -31,6 +31,6 @@ def budget(quick: int, ci: int, long: int) -> int:
 
 heavy = pytest.mark.skipif(
     TIER == "quick",
-    reason="part of the security battery's full tier: nox -s security (APIKEYS_SECURITY=ci)",
+    reason="part of the security battery's full tier: nox -s security (BATTERY_TIER=ci)",
 )
 """Marks a test that starts servers, injects real faults or samples timings."""

@@ -35,8 +35,8 @@ def pytest_runtest_makereport(
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    target = os.environ.get("APIKEYS_SECURITY_REPORT")
+    target = os.environ.get("BATTERY_REPORT")
     if not target or not _RESULTS.rows:
         return
-    command = os.environ.get("APIKEYS_SECURITY_COMMAND", " ".join(["pytest", *sys.argv[1:]]))
+    command = os.environ.get("BATTERY_COMMAND", " ".join(["pytest", *sys.argv[1:]]))
     write_between_markers(Path(target), _RESULTS.table(TIER, command))

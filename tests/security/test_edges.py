@@ -91,15 +91,12 @@ def postgres_store(postgres_url: str) -> Iterator[KeyStore]:
     store.close()
 
 
-ITEM_1 = pytest.mark.xfail(strict=True, reason="issue 15 item 1, fixed on another branch")
-
-
 @pytest.mark.parametrize(
     "store_name",
     [
         "memory",
-        pytest.param("sqlite", marks=ITEM_1),
-        pytest.param("postgres", marks=[ITEM_1, pytest.mark.postgres]),
+        "sqlite",
+        pytest.param("postgres", marks=pytest.mark.postgres),
     ],
 )
 def test_any_string_gives_a_typed_error_the_same_on_every_store(
@@ -158,7 +155,6 @@ def test_failures_on_a_known_id_pause_cold_checks_but_not_warm_holders() -> None
     assert warm.verify(plaintext).id  # proven here before: not locked out
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15 item 2, fixed on another branch")
 def test_the_throttle_treats_unknown_ids_like_known_ones() -> None:
     """Otherwise 429-after-N tells an attacker which ids exist."""
     keys, _, plaintext = _throttled()
@@ -171,7 +167,6 @@ def test_the_throttle_treats_unknown_ids_like_known_ones() -> None:
     assert codes == {"known": "too_many_failures", "unknown": "too_many_failures"}
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15 item 2, fixed on another branch")
 def test_the_throttle_follows_the_managers_clock() -> None:
     keys, clock, plaintext = _throttled()
     _fail(keys, with_wrong_secret(plaintext), 3)
@@ -184,7 +179,6 @@ def test_the_throttle_follows_the_managers_clock() -> None:
 # --- item 10: limits that nobody enforces -------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15 item 10, fixed on another branch")
 @pytest.mark.parametrize("limits", [{"rate_limits": ["5/hour"]}, {"quota": 5}])
 def test_a_per_key_limit_is_enforced_or_refused_at_create(limits: dict[str, Any]) -> None:
     keys = KeyManager(MemoryStore(), prefix="acme", hasher=Argon2Hasher.for_tests())

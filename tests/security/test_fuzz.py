@@ -6,9 +6,8 @@ runs in a subprocess (``_atheris_harness.py``; atheris installs on this machine'
 CPython 3.11). Property: a value or an ``apikeys.errors`` error, never anything
 else; each atheris input is bounded by libFuzzer's ``-timeout``.
 
-Checks that fail today only because of an edge another branch is fixing are
-strict xfails naming the issue 15 item; each pins the edge with ``@example`` so
-the xfail is deterministic.
+Each known edge of issue 15 is pinned with ``@example``, so a regression fails the
+same way every run.
 """
 
 from __future__ import annotations
@@ -136,7 +135,6 @@ def _ows_trimmed(value: str) -> str:
     return value.strip(" \t")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15 item 7, fixed on another branch")
 @FUZZ
 @given(
     keys,
@@ -203,7 +201,6 @@ def test_stored_hashes_as_the_manager_uses_them_give_only_booleans(text: str, se
     stored_hash(text, secret)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15 item 5, fixed on another branch")
 @FUZZ
 @given(hash_text)
 @example("not a hash")
@@ -221,7 +218,6 @@ def test_every_hasher_method_takes_any_string(text: str) -> None:
         assert isinstance(hasher.needs_rehash(text), bool)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15 item 5, fixed on another branch")
 @pytest.mark.parametrize("planted", ["weak", "nul"])
 def test_the_production_hasher_refuses_weak_or_trailing_garbage_hashes(planted: str) -> None:
     good = PRODUCTION.hash("s3cret")
@@ -254,7 +250,6 @@ def test_scanner_reports_no_checksum_look_alikes() -> None:
     assert scanner(data + b" " + real.encode(), [real]) == 1
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15 item 6, fixed on another branch")
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
 def test_scan_of_a_fifo_returns(tmp_path: Path) -> None:
     fifo = tmp_path / "pipe"

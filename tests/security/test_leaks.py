@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 from _leak_requests import leak_requests
 
-from apikeys import KeyManager
+from apikeys import InvalidArgument, KeyManager
 from apikeys._keyformat import parse
 from apikeys.hashing import Argon2Hasher
 from apikeys.monitoring import LoggingSink, Monitor
@@ -401,7 +401,6 @@ def check_responses(
 FORGERIES = ["\r\nFORGED apikeys: verified", "\x1b[2J", "\u2028FORGED"]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15 item 3, fixed on another branch")
 def test_log_lines_cannot_be_forged_through_owner_or_ip() -> None:
     buffer = io.StringIO()
     handler = logging.StreamHandler(buffer)
@@ -419,11 +418,17 @@ def test_log_lines_cannot_be_forged_through_owner_or_ip() -> None:
             failure_limit=0,
         )
         for forged in FORGERIES:
-            issued = keys.create(owner="team" + forged)
+            try:  # an owner with control characters may be refused at the door: clean too
+                issued = keys.create(owner="team" + forged)
+            except InvalidArgument:
+                issued = keys.create(owner="team")
             keys.verify(issued.plaintext, ip="10.0.0.1" + forged)
             with pytest.raises(Exception):  # noqa: B017, PT011 (any refusal will do)
                 keys.verify(with_wrong_secret(issued.plaintext), ip="10.0.0.1" + forged)
-            keys.revoke(issued.key.id, reason="r" + forged)
+            try:
+                keys.revoke(issued.key.id, reason="r" + forged)
+            except InvalidArgument:
+                keys.revoke(issued.key.id, reason="r")
     finally:
         logger.removeHandler(handler)
         logger.setLevel(old_level)
@@ -435,7 +440,6 @@ def test_log_lines_cannot_be_forged_through_owner_or_ip() -> None:
         assert not line.startswith("FORGED"), "a forged log line"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15 item 3, fixed on another branch")
 def test_a_forwarded_for_hop_is_never_echoed_in_a_problem_body() -> None:
     from fastapi import FastAPI
 

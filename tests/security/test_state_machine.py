@@ -444,10 +444,8 @@ def test_lifecycle_matches_the_model(
     _run(backend, edges=False, machine_settings=_settings(examples))
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15 item 4, fixed on another branch")
 def test_lifecycle_with_rotation_lineage_edges(battery: Any) -> None:
-    # derandomize: the same examples every run, so the strict xfail is stable until
-    # the fix lands (then this passes, and the marker must go).
+    # derandomize: the same examples every run, so a regression fails reproducibly.
     examples = budget(150, 200, 1500)
     battery.record(
         "state machine (memory, item 4 edges)",
@@ -478,7 +476,6 @@ class _Data:
         return self.model
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15 item 4, fixed on another branch")
 def test_revoking_a_chain_head_ends_its_predecessors_grace() -> None:
     machine = _scripted()
     machine.create(None, False)
@@ -489,7 +486,6 @@ def test_revoking_a_chain_head_ends_its_predecessors_grace() -> None:
     machine.every_key_verifies_as_the_model_says()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15 item 4, fixed on another branch")
 def test_a_rotated_out_key_is_not_revived_by_removing_its_expiry() -> None:
     machine = _scripted()
     machine.create(None, False)
