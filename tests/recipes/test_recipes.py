@@ -1,0 +1,69 @@
+"""The testing recipe of each docs page runs as written.
+
+A page's recipe is its code blocks carrying a file name (````python title="app.py"``,
+also ``ini``): they are written to an empty folder, as a user would copy them,
+and pytest runs there in a fresh process (the apikeys plugin loaded from its entry
+point, warnings as errors). Every test function of the recipe must pass.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+PAGES = [
+    "testing.md",
+    "integrations/fastapi.md",
+    "integrations/flask.md",
+    "integrations/django.md",
+    "integrations/asgi.md",
+    "integrations/litestar.md",
+]
+FILE_BLOCK = re.compile(r'^```\w+ title="([^"]+)"\n(.*?)^```$', re.DOTALL | re.MULTILINE)
+# Errors, but for Starlette 1.x deprecating its TestClient on httpx (it wants httpx2):
+# not the recipe's doing (tests/fastapi/fastapi_support.py silences it the same way).
+WARNINGS = ("-W", "error", "-W", "ignore:Using `httpx` with `starlette.testclient`")
+TEST_FUNCTION = re.compile(r"^(?:async )?def test_\w+\(", re.MULTILINE)
+
+
+def recipe_files(page: str) -> dict[str, str]:
+    """The page's titled blocks, by file name."""
+    files: dict[str, str] = {}
+    for name, body in FILE_BLOCK.findall((DOCS / page).read_text(encoding="utf-8")):
+        assert name not in files, f"{page}: two blocks titled {name}"
+        files[name] = body
+    return files
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_the_recipe_passes_as_written(page: str, tmp_path: Path) -> None:
+    files = recipe_files(page)
+    tests = sum(
+        len(TEST_FUNCTION.findall(body))
+        for name, body in files.items()
+        if Path(name).name.startswith("test_")
+    )
+    assert tests >= 2, f"{page} has no runnable recipe"
+    for name, body in files.items():
+        target = tmp_path / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(body, encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "DJANGO_"))}
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *WARNINGS],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    summary = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.fullmatch(rf"{tests} passed in [\d.]+s", summary), result.stdout
