@@ -13,6 +13,7 @@ import pytest
 import apikeys.testing
 from apikeys import KeyManager
 from apikeys.testing import plugin
+from recipes.recipe_support import run_pytest
 
 
 def _python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -85,15 +86,4 @@ def test_the_prefix_comes_from_the_ini_option_or_a_fixture_override(tmp_path: Pa
         "def test_override(key_manager):\n"
         "    assert key_manager.create(owner='o').plaintext.startswith('old_')\n"
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "error"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.strip().splitlines()[-1].startswith("2 passed")
+    assert run_pytest(tmp_path) == {"passed": 2}

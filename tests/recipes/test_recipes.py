@@ -2,22 +2,20 @@
 
 A page's recipe is its code blocks carrying a file name (````python title="app.py"``,
 also ``ini``): they are written to an empty folder, as a user would copy them,
-and pytest runs there in a fresh process (the apikeys plugin loaded from its entry
-point, warnings as errors). Every test function of the recipe must pass, and every
-test of :class:`~apikeys.testing.StoreConformance` for a store recipe.
+and pytest runs there (:func:`recipe_support.run_pytest`). Every test function of
+the recipe must pass, and every test of :class:`~apikeys.testing.StoreConformance`
+for a store recipe.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from apikeys.testing import StoreConformance
+from recipes.recipe_support import run_pytest
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 PAGES = [
@@ -30,12 +28,8 @@ PAGES = [
     "storage.md",
 ]
 FILE_BLOCK = re.compile(r'^```\w+ title="([^"]+)"\n(.*?)^```$', re.DOTALL | re.MULTILINE)
-# Errors, but for Starlette 1.x deprecating its TestClient on httpx (it wants httpx2):
-# not the recipe's doing (tests/fastapi/fastapi_support.py silences it the same way).
-WARNINGS = ("-W", "error", "-W", "ignore:Using `httpx` with `starlette.testclient`")
 TEST_FUNCTION = re.compile(r"^(?:async )?def test_\w+\(", re.MULTILINE)
 CONFORMANCE_TESTS = sum(name.startswith("test_") for name in vars(StoreConformance))
-OUTCOME = re.compile(r"(\d+) (passed|skipped|failed|errors?|xfailed|xpassed)")
 
 
 def recipe_files(page: str) -> dict[str, str]:
@@ -58,18 +52,6 @@ def test_the_recipe_passes_as_written(page: str, tmp_path: Path) -> None:
         target = tmp_path / name
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(body, encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "DJANGO_"))}
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *WARNINGS],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    summary = result.stdout.strip().splitlines()[-1]
-    outcomes = {kind: int(count) for count, kind in OUTCOME.findall(summary)}
-    assert set(outcomes) <= {"passed", "skipped"}, result.stdout
-    assert outcomes["passed"] >= tests, result.stdout
+    outcomes = run_pytest(tmp_path)
+    assert set(outcomes) <= {"passed", "skipped"}, outcomes
+    assert outcomes["passed"] >= tests, outcomes
