@@ -1057,7 +1057,7 @@ def test_testing_fixtures_issue_a_key_in_one_line(
 
 def test_testing_plugin_is_registered_by_its_entry_point(pytestconfig: pytest.Config) -> None:
     plugins = {ep.name: ep.value for ep in entry_points(group="pytest11")}
-    assert plugins.get("apikeys") == "apikeys.testing"
+    assert plugins.get("apikeys") == "apikeys.testing.plugin"
     assert pytestconfig.pluginmanager.has_plugin("apikeys")
 
 

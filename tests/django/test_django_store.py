@@ -21,8 +21,8 @@ from apikeys.django.store import DjangoStore
 from apikeys.errors import ConfigurationError, StorageError
 from apikeys.hashing import Argon2Hasher
 from apikeys.storage import AsyncKeyStore, AsyncSupportsTouch, KeyStore, SupportsTouch
-from apikeys.testing import ManualClock
-from storage.conformance import NOW, StoreConformance, blocking_store, record
+from apikeys.testing import ManualClock, StoreConformance, blocking_store
+from storage.conformance import NOW, record
 
 
 class ThreadTidyStore(DjangoStore):

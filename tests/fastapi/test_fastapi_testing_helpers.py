@@ -113,3 +113,21 @@ def test_async_manager_issue_headers_from_sync_code() -> None:
         assert client.get("/me", headers=auth.issue_headers(owner="team-8")).json()["owner"] == (
             "team-8"
         )
+
+
+def test_use_manager_swaps_the_manager_for_the_block(env: Env) -> None:
+    auth = APIKeyAuth(env.manager)
+    other = make_env(env.kind).manager
+    outside = auth.issue_headers(scopes=["orders:read"])
+    with TestClient(build_app(auth)) as client:
+        with auth.use_manager(other) as used:
+            assert used is other
+            assert auth.manager is other
+            inside = auth.issue_headers(scopes=["orders:read"])
+            assert client.get("/orders/1", headers=inside).status_code == 200
+            assert client.get("/orders/1", headers=outside).status_code == 401
+        assert auth.manager is env.manager
+        assert client.get("/orders/1", headers=outside).status_code == 200
+        assert client.get("/orders/1", headers=inside).status_code == 401
+    with pytest.raises(ConfigurationError), auth.use_manager(object()):  # type: ignore[arg-type]
+        pass

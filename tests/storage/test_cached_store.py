@@ -24,7 +24,6 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy
-from conformance import StoreConformance, blocking_store
 
 from apikeys import AuthenticationError, KeyManager
 from apikeys.errors import ConfigurationError
@@ -37,6 +36,7 @@ from apikeys.storage import (
     MemoryStore,
     SQLAlchemyStore,
 )
+from apikeys.testing import StoreConformance, blocking_store
 
 WORKER = Path(__file__).with_name("_cache_worker.py")
 PEPPER = b"cache-worker-pepper-0123456789abcdef"

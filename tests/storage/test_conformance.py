@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conformance import StoreConformance, blocking_store
 
 from apikeys.storage import (
     AsyncSQLAlchemyStore,
@@ -16,6 +15,7 @@ from apikeys.storage import (
     SQLAlchemyStore,
     SQLiteStore,
 )
+from apikeys.testing import StoreConformance, blocking_store
 
 
 class TestMemoryStore(StoreConformance):

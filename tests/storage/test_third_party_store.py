@@ -9,11 +9,10 @@ from collections.abc import Sequence
 from datetime import datetime
 
 import pytest
-from conformance import StoreConformance
 
 from apikeys import ConflictError, KeyManager, KeyRecord, KeyState
 from apikeys.storage import KeyStore, SupportsTouch, _registry, register_store, store_from_url
-from apikeys.testing import test_hasher
+from apikeys.testing import StoreConformance, test_hasher
 
 
 class SortedListStore:

@@ -454,6 +454,42 @@ class APIKeyAuth:
         return self.headers(issued.plaintext)
 
     @contextmanager
+    def use_manager(self, manager: _AnyManager) -> Iterator[_AnyManager]:
+        """Within the block, this auth verifies keys with ``manager`` instead of
+        its own: for tests of an app whose ``auth`` is built at import time
+        (``with auth.use_manager(key_manager), TestClient(app) as client: ...``).
+
+        Covers the dependency, the middleware of :meth:`install` (usage
+        reporting, rate-limit headers) and the test helpers. The auth is shared
+        by the whole process, so do not swap managers while another thread serves
+        requests through it.
+
+        Args:
+            manager: The manager to use, e.g. the ``key_manager`` fixture.
+
+        Yields:
+            ``manager``.
+
+        Raises:
+            ConfigurationError: not a manager.
+        """
+        if not isinstance(manager, (KeyManager, AsyncKeyManager)):
+            raise ConfigurationError(
+                f"use_manager needs a KeyManager or an AsyncKeyManager, not {manager!r}"
+            )
+        saved = self.manager
+        self._set_manager(manager)
+        try:
+            yield manager
+        finally:
+            self._set_manager(saved)
+
+    def _set_manager(self, manager: _AnyManager) -> None:
+        # The guard is shared with the installed middleware: both see the swap.
+        self.manager = self.guard.manager = manager
+        self._verify = verify_call(self.guard)
+
+    @contextmanager
     def override(self, app: FastAPI, key: APIKey) -> Iterator[APIKey]:
         """Within the block, requests to ``app`` act as ``key`` without sending one.
 
