@@ -12,7 +12,7 @@ import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["FRAGMENT", "Block", "blocks", "python_blocks"]
+__all__ = ["FRAGMENT", "PYTHON", "Block", "blocks", "python_blocks", "run_page"]
 
 FRAGMENT = "<!-- fragment -->"
 _OPEN = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})(?P<lang>[\w+-]*)")
@@ -57,9 +57,12 @@ def blocks(page: Path) -> list[Block]:
     return found
 
 
+PYTHON = frozenset({"python", "py", "python3"})
+
+
 def python_blocks(page: Path) -> list[Block]:
-    """The ``python`` blocks of ``page`` that are not fragments, in order."""
-    return [b for b in blocks(page) if b.lang == "python" and not b.fragment]
+    """The Python blocks (``python``, ``py``) of ``page`` that are not fragments, in order."""
+    return [b for b in blocks(page) if b.lang in PYTHON and not b.fragment]
 
 
 def run_page(page: Path) -> None:
