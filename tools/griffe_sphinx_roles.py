@@ -1,5 +1,6 @@
 """A griffe extension for the docs site (mkdocs.yml): the docstrings' Sphinx roles
-(:class:`~apikeys.Foo`, :meth:`bar`...) become mkdocstrings cross-references.
+(:class:`~apikeys.Foo`, :meth:`bar`...) become mkdocstrings cross-references, and
+reST's ``::`` before a literal block goes (the indented block is Markdown code).
 
 A name is resolved in the scope of the docstring's object, as Sphinx would; a
 target the site does not document (a private base class, the standard library)
@@ -17,6 +18,8 @@ from typing import Any
 import griffe
 
 ROLE = re.compile(r":(?:py:)?(?:class|meth|func|data|attr|exc|mod|obj):`(?P<body>[^`]+)`")
+LITERAL_ALONE = re.compile(r"^[ \t]*::[ \t]*$", re.MULTILINE)
+LITERAL_AFTER = re.compile(r"(?<=\S)::[ \t]*$", re.MULTILINE)
 TITLED = re.compile(r"(?P<title>.+?)\s*<(?P<target>[^>]+)>")
 
 
@@ -57,4 +60,6 @@ class SphinxRoles(griffe.Extension):
     def on_package(self, *, pkg: griffe.Module, **kwargs: Any) -> None:
         for obj in _objects(pkg):
             if obj.docstring is not None:
-                obj.docstring.value = ROLE.sub(partial(_link, obj), obj.docstring.value)
+                text = ROLE.sub(partial(_link, obj), obj.docstring.value)
+                text = LITERAL_AFTER.sub(":", LITERAL_ALONE.sub("", text))
+                obj.docstring.value = text
