@@ -8,7 +8,9 @@ piece of a larger program (a server, a database, a project layout) and are not r
 from __future__ import annotations
 
 import re
+import sys
 import textwrap
+import types
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,15 +68,11 @@ def python_blocks(page: Path) -> list[Block]:
 
 
 def run_page(page: Path) -> None:
-    """Run the non-fragment ``python`` blocks of ``page`` in order, in one namespace.
-
-    The namespace is a module registered as ``__main__``'s sibling ``docpage`` (some
-    frameworks resolve annotations through a handler's module). A failing block
-    raises with its traceback pointing at the page's own line numbers.
+    """Run the Python blocks of ``page`` that are not fragments, in order, in one
+    namespace: a module registered as ``docpage`` in ``sys.modules`` (some frameworks
+    resolve annotations through a handler's module). A failing block raises, its
+    traceback pointing at the page's own line numbers.
     """
-    import sys
-    import types
-
     module = types.ModuleType("docpage")
     module.__file__ = str(page)
     sys.modules["docpage"] = module
@@ -85,6 +83,4 @@ def run_page(page: Path) -> None:
 
 
 if __name__ == "__main__":
-    import sys
-
     run_page(Path(sys.argv[1]))

@@ -1,11 +1,11 @@
-"""Every ``python`` block of README.md and docs/ runs, page by page, in order.
+"""Every Python block of README.md and docs/ runs, page by page, in order.
 
 Each page runs in a fresh interpreter (its own ``sys.modules``, Django settings,
-logging) in an empty temporary working directory, with one namespace for all its
-blocks, as a reader pasting them one after the other would. A block that shows a
-piece of a larger program (a server, PostgreSQL, a project's ``settings.py``) is
-marked by ``<!-- fragment -->`` on the line just before its fence and is skipped.
-Console blocks are never run.
+logging; warnings are errors) in an empty temporary working directory, with one
+namespace for all its blocks, as a reader pasting them one after the other would.
+A block that shows a piece of a larger program (a server, PostgreSQL, a project's
+``settings.py``) is marked by ``<!-- fragment -->`` on the line just before its
+fence and is skipped. Console blocks are never run.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def test_page_runs_in_order(page: Path, tmp_path: Path) -> None:
     program += f"runpy.run_path({str(RUNNER)!r}, run_name='__main__')\n"
     env = {**os.environ, "PYTHONPATH": str(RUNNER.parent)}
     result = subprocess.run(
-        [sys.executable, "-c", program],
+        [sys.executable, "-W", "error", "-c", program],  # as filterwarnings = error
         cwd=tmp_path,
         env=env,
         capture_output=True,
