@@ -42,10 +42,13 @@ def docs(session: nox.Session) -> None:
     serves it on 127.0.0.1:8000 instead.
     """
     session.install("-e", ".[docs]", "ruff>=0.6")  # mkdocstrings formats signatures with ruff
+    quiet = {"NO_MKDOCS_2_WARNING": "1"}  # Material's end-of-life banner, on every build
     if session.posargs[:1] == ["serve"]:
-        session.run("mkdocs", "serve", "--strict", *session.posargs[1:])
+        session.run("mkdocs", "serve", "--strict", *session.posargs[1:], env=quiet)
     else:
-        session.run("mkdocs", "build", "--strict", "--site-dir", "site", *session.posargs)
+        session.run(
+            "mkdocs", "build", "--strict", "--site-dir", "site", *session.posargs, env=quiet
+        )
 
 
 @nox.session
