@@ -34,6 +34,24 @@ def typing(session: nox.Session) -> None:
 
 
 @nox.session
+def docs(session: nox.Session) -> None:
+    """The documentation site, built into site/ with ``mkdocs build --strict``: a
+    broken link or anchor, or a docstring griffe cannot read, fails the build.
+
+    Offline once installed (no web fonts, no social cards). ``nox -s docs -- serve``
+    serves it on 127.0.0.1:8000 instead.
+    """
+    session.install("-e", ".[docs]", "ruff>=0.6")  # mkdocstrings formats signatures with ruff
+    quiet = {"NO_MKDOCS_2_WARNING": "1"}  # Material's end-of-life banner, on every build
+    if session.posargs[:1] == ["serve"]:
+        session.run("mkdocs", "serve", "--strict", *session.posargs[1:], env=quiet)
+    else:
+        session.run(
+            "mkdocs", "build", "--strict", "--site-dir", "site", *session.posargs, env=quiet
+        )
+
+
+@nox.session
 def bench(session: nox.Session) -> None:
     """Benchmarks; writes nothing, prints Markdown tables for docs/benchmarks.md.
 

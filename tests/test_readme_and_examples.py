@@ -1,19 +1,13 @@
-"""The README's Python snippets and the quickstart example run as written."""
+"""The README's commands and the quickstart example run as written (the README's
+Python blocks run in test_docs_snippets.py)."""
 
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _python_blocks(path: Path) -> list[str]:
-    return re.findall(r"```python\n(.*?)```", path.read_text(encoding="utf-8"), re.DOTALL)
 
 
 def test_readme_has_the_two_commands() -> None:
@@ -22,12 +16,6 @@ def test_readme_has_the_two_commands() -> None:
     assert "pip install nox && nox -s tests" in readme
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     assert "pip install nox && nox -s tests" in ci
-
-
-@pytest.mark.parametrize("block", _python_blocks(ROOT / "README.md"))
-def test_readme_snippet_runs(block: str) -> None:
-    namespace: dict[str, object] = {"__name__": "readme_snippet"}
-    exec(compile(block, "README.md", "exec"), namespace)  # noqa: S102  (our own docs)
 
 
 def test_quickstart_runs_on_a_sqlite_file(tmp_path: Path) -> None:

@@ -139,8 +139,7 @@ class AsyncKeyManager(ManagerBase):
     ) -> Verification:
         """Like :meth:`verify`, but also return the rate-limit status (for headers).
 
-        Raises:
-            The same errors as :meth:`verify`.
+        It raises the same errors as :meth:`verify`.
         """
         required, parsed = self._parse(raw, ip, scopes)
         record = await self.store.aget(parsed.key_id)

@@ -138,8 +138,7 @@ class KeyManager(ManagerBase):
     ) -> Verification:
         """Like :meth:`verify`, but also return the rate-limit status (for headers).
 
-        Raises:
-            The same errors as :meth:`verify`.
+        It raises the same errors as :meth:`verify`.
         """
         required, parsed = self._parse(raw, ip, scopes)
         record = self.store.get(parsed.key_id)

@@ -69,7 +69,6 @@ class Dashboard:
             only (its manager's calls run on the application's event loop).
         authorize: Called with every request; see :data:`Authorize`. Required:
             the dashboard is never open by default.
-        title: Shown in the browser's title bar.
 
     Raises:
         ConfigurationError: no ``authorize`` callable, or not a monitor.

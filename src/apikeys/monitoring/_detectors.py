@@ -287,10 +287,9 @@ class PlaintextTransport(Detector):
     proven before the report, so ``action="suspend"`` cannot be aimed at someone
     else's key).
 
-    Args:
-        **options: ``action`` (``"record"`` by default; ``"suspend"`` takes the key
-            out of service until an operator enables or rotates it),
-            ``callback``, ``cooldown``, ``max_keys`` (see :class:`Detector`).
+    Its options are those of :class:`Detector`: ``action`` (``"record"`` by
+    default; ``"suspend"`` takes the key out of service until an operator enables
+    or rotates it), ``callback``, ``cooldown``, ``max_keys``.
     """
 
     name: ClassVar[str] = "plaintext_transport"

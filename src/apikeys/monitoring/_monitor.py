@@ -56,11 +56,12 @@ class Monitor(InlineActions):
     Queries flush first, so they see every event this process emitted before
     the call.
 
+    The keyword-only arguments are those of :class:`MonitorBase` (``audit_store``,
+    ``usage_store``, ``detectors``, ``audit_types``, ``audit_retention``,
+    ``buffer_size``, ``flush_interval``, ``attach``).
+
     Args:
         manager: The manager to watch.
-        **options: See :class:`MonitorBase` (``audit_store``, ``usage_store``,
-            ``detectors``, ``audit_types``, ``audit_retention``, ``buffer_size``,
-            ``flush_interval``, ``attach``).
 
     Raises:
         ConfigurationError: not a KeyManager, or a bad option.
