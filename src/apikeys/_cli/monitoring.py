@@ -19,6 +19,7 @@ from apikeys._cli._context import ENV_AUDIT_URL, ENV_USAGE_URL, Context
 from apikeys._cli._errors import Exit
 from apikeys._cli._values import key_id_of, parse_duration, parse_instant
 from apikeys._cli.output import key_json, when
+from apikeys._display import state_label
 from apikeys.monitoring import Monitor, UsageReport
 
 BARS: Final = " ▁▂▃▄▅▆▇█"
@@ -207,7 +208,7 @@ def _switch(args: argparse.Namespace, ctx: Context, *, suspend: bool) -> int:
     if ctx.out.json_mode:
         ctx.out.json(key_json(key, now))
     else:
-        ctx.out.line(f"{key.id}: {key.state(now).value}")
+        ctx.out.line(f"{key.id}: {state_label(key.state(now))}")
     return Exit.OK
 
 

@@ -1,0 +1,118 @@
+"""``apikeys.storage.metadata`` holds every table apikeys creates, so an Alembic
+autogenerate against a database holding them proposes nothing (issue 18)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sa = pytest.importorskip("sqlalchemy")
+alembic_autogenerate = pytest.importorskip("alembic.autogenerate")
+alembic_migration = pytest.importorskip("alembic.migration")
+
+from apikeys import KeyManager  # noqa: E402 (after the importorskips)
+from apikeys.hashing import Argon2Hasher  # noqa: E402
+from apikeys.storage import metadata  # noqa: E402
+
+APIKEYS_TABLES = {
+    "apikeys_keys",
+    "apikeys_schema",
+    "apikeys_audit",
+    "apikeys_usage",
+    "apikeys_usage_ips",
+}
+
+
+def _use_every_table(url: str) -> None:
+    """Let apikeys create its tables the way an application does: keys, audit
+    trail and usage counters, through ``from_url``'s default wiring."""
+    manager = KeyManager.from_url(url, prefix="acme", hasher=Argon2Hasher.for_tests())
+    try:
+        issued = manager.create(owner="team-1", scopes=["orders:read"])
+        key = manager.verify(issued.plaintext)
+        manager.record_request(key, method="GET", route="/orders", status=200, ip="10.0.0.1")
+        manager.rotate(key.id)
+    finally:
+        manager.close()
+
+
+def _proposals(url: str) -> list[Any]:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            assert APIKEYS_TABLES <= set(sa.inspect(conn).get_table_names())
+            context = alembic_migration.MigrationContext.configure(
+                conn, opts={"compare_type": True, "compare_server_default": True}
+            )
+            diffs: list[Any] = alembic_autogenerate.compare_metadata(context, metadata)
+            return diffs
+    finally:
+        engine.dispose()
+
+
+def test_metadata_names_every_table() -> None:
+    assert set(metadata.tables) == APIKEYS_TABLES
+
+
+def test_old_import_paths_name_the_same_objects() -> None:
+    from apikeys.storage import keys_table
+    from apikeys.storage._sqlalchemy import metadata as private_metadata
+
+    assert private_metadata is metadata
+    assert metadata.tables["apikeys_keys"] is keys_table
+
+
+def test_autogenerate_proposes_nothing_on_sqlite(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    _use_every_table(url)
+    assert _proposals(url) == []
+
+
+def test_autogenerate_proposes_nothing_on_sqlalchemy_sqlite(tmp_path: Path) -> None:
+    url = f"sqlite+pysqlite:///{tmp_path / 'app.db'}"
+    _use_every_table(url)
+    assert _proposals(url) == []
+
+
+@pytest.fixture
+def fresh_postgres_url(postgres_url: str) -> Iterator[str]:
+    """A database of its own: the session's one holds other tests' tables."""
+    import psycopg
+
+    base, _, name = postgres_url.rpartition("/")
+    own = f"{name}_alembic"
+    admin = "host=127.0.0.1 port=5432 user=postgres dbname=test"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{own}"')
+    try:
+        yield f"{base}/{own}"
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{own}" WITH (FORCE)')
+
+
+def test_autogenerate_proposes_nothing_on_postgres(fresh_postgres_url: str) -> None:
+    _use_every_table(fresh_postgres_url)
+    assert _proposals(fresh_postgres_url) == []
+
+
+def test_keys_only_metadata_would_have_dropped_monitoring_tables(tmp_path: Path) -> None:
+    """The check catches the bug it guards against: a metadata without the
+    monitoring tables proposes dropping them."""
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    _use_every_table(url)
+    keys_only = sa.MetaData()
+    for name in ("apikeys_keys", "apikeys_schema"):
+        metadata.tables[name].to_metadata(keys_only)
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            context = alembic_migration.MigrationContext.configure(conn)
+            diffs = alembic_autogenerate.compare_metadata(context, keys_only)
+    finally:
+        engine.dispose()
+    dropped = {d[1].name for d in diffs if d[0] == "remove_table"}
+    assert dropped == {"apikeys_audit", "apikeys_usage", "apikeys_usage_ips"}
