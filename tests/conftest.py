@@ -17,6 +17,7 @@ from apikeys import KeyManager
 from apikeys.hashing import Argon2Hasher
 from apikeys.storage import MemoryStore
 from apikeys.testing import ManualClock
+from redis_support import forget_redis_namespace
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 PG_HOST, PG_PORT = "127.0.0.1", 5432
@@ -94,10 +95,20 @@ def redis_url() -> str:
     return f"redis://{REDIS_HOST}:{REDIS_PORT}/0"
 
 
+# A run checking that tests leave no Redis key behind gives its own root here
+# (tests/test_redis_hygiene.py); TEST_REDIS_KEEP_KEYS=1 skips the cleanup there.
+REDIS_NAMESPACE_ROOT = os.environ.get("TEST_REDIS_NAMESPACE_ROOT", "apikeys-test:")
+
+
 @pytest.fixture
-def redis_namespace() -> str:
-    """A key prefix unique to one test, so parallel runs never share counters."""
-    return f"apikeys-test:{secrets.token_hex(6)}:"
+def redis_namespace() -> Iterator[str]:
+    """A key prefix unique to one test, so parallel runs never share counters.
+    Every key under it is deleted at teardown (the counters carry TTLs of up to
+    about two years, so the shared server would keep them)."""
+    namespace = f"{REDIS_NAMESPACE_ROOT}{secrets.token_hex(6)}:"
+    yield namespace
+    if os.environ.get("TEST_REDIS_KEEP_KEYS") != "1" and _reachable(REDIS_HOST, REDIS_PORT):
+        forget_redis_namespace(f"redis://{REDIS_HOST}:{REDIS_PORT}/0", namespace)
 
 
 @pytest.fixture

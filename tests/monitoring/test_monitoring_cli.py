@@ -90,7 +90,7 @@ def test_usage_prints_a_chart_and_the_breakdown(tmp_path: Path, seeded: dict[str
 def test_suspend_enable_and_the_audit_trail(tmp_path: Path, seeded: dict[str, str]) -> None:
     key_id = seeded["busy"]
     done = run(tmp_path, "suspend", key_id, "--reason", "looks stolen")
-    assert (done.returncode, done.stdout.strip()) == (0, f"{key_id}: disabled")
+    assert (done.returncode, done.stdout.strip()) == (0, f"{key_id}: suspended")
     done = run(tmp_path, "enable", key_id, "--json")
     assert json.loads(done.stdout)["state"] == "active"
     done = run(tmp_path, "audit", "--key", key_id, "--json")

@@ -43,7 +43,7 @@ def _proposals(url: str) -> list[Any]:
     engine = sa.create_engine(url)
     try:
         with engine.connect() as conn:
-            assert APIKEYS_TABLES <= set(sa.inspect(conn).get_table_names())
+            assert set(sa.inspect(conn).get_table_names()) >= APIKEYS_TABLES
             context = alembic_migration.MigrationContext.configure(
                 conn, opts={"compare_type": True, "compare_server_default": True}
             )
