@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from datetime import timedelta
@@ -150,3 +151,15 @@ def test_render_usage_falls_back_to_ascii() -> None:
     text = render_usage(report, ascii_only=True)
     assert "|=@|" in text
     assert text.isascii()
+
+
+def test_usage_per_minute_says_per_minute(tmp_path: Path, seeded: dict[str, str]) -> None:
+    done = run(tmp_path, "usage", seeded["busy"], "--granularity", "minute")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith(f"key {seeded['busy']}: 30 requests")
+    assert lines[1] == "per minute, peak 30"  # one bar a minute over the last hour
+    assert len(lines[2]) <= 62  # |at most 60 bars|
+    longer = run(tmp_path, "usage", seeded["busy"], "--granularity", "minute", "--since", "3h")
+    summary = longer.stdout.splitlines()[1]
+    assert re.fullmatch(r"per minute, peak 30; each bar sums [34] minutes", summary)

@@ -115,7 +115,7 @@ def render_usage(report: UsageReport, width: int = CHART_WIDTH, ascii_only: bool
 
 # With --granularity and no --since: a period whose buckets fit the chart.
 _DEFAULT_PERIODS = {
-    "minute": timedelta(minutes=CHART_WIDTH),
+    "minute": timedelta(minutes=CHART_WIDTH - 1),  # the partial first bucket makes 60
     "hour": timedelta(hours=24),
     "day": timedelta(days=30),
 }
