@@ -10,6 +10,7 @@ writes instants and key states, so all tools print the same thing.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from typing import Any
 
@@ -33,6 +34,36 @@ def iso_utc(value: datetime) -> str:
 def human_utc(value: datetime | None, missing: str = "-") -> str:
     """``value`` for people: ``2026-12-02 17:55:00 UTC``, or ``missing`` for ``None``."""
     return missing if value is None else _utc(value).strftime(HUMAN_FORMAT)
+
+
+# An instant already written as ISO 8601 text (event data, reports' to_dict()).
+_ISO_TEXT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{6}|\.\d{3})?(?:Z|[+-]\d\d:\d\d)")
+
+
+def _instant(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and _ISO_TEXT.fullmatch(value):
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return None
+
+
+def machine(data: Any) -> Any:
+    """``data`` (JSON-ready dicts and lists) with every instant, as a datetime or
+    as ISO 8601 text, rewritten by :func:`iso_utc`."""
+    if isinstance(data, dict):
+        return {k: machine(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [machine(v) for v in data]
+    at = _instant(data)
+    return data if at is None else iso_utc(at)
+
+
+def readable(value: Any) -> Any:
+    """``value`` for people: an instant (datetime or ISO 8601 text) by
+    :func:`human_utc`, anything else unchanged."""
+    at = _instant(value)
+    return value if at is None else human_utc(at)
 
 
 def state_label(state: KeyState) -> str:

@@ -163,3 +163,17 @@ def test_usage_per_minute_says_per_minute(tmp_path: Path, seeded: dict[str, str]
     longer = run(tmp_path, "usage", seeded["busy"], "--granularity", "minute", "--since", "3h")
     summary = longer.stdout.splitlines()[1]
     assert re.fullmatch(r"per minute, peak 30; each bar sums [34] minutes", summary)
+
+
+def test_audit_dates_in_one_format_each(tmp_path: Path, seeded: dict[str, str]) -> None:
+    key_id = seeded["busy"]
+    assert run(tmp_path, "rotate", key_id, "--grace", "1h").returncode == 0
+    entries = json.loads(run(tmp_path, "audit", "--key", key_id, "--json").stdout)
+    machine = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
+    assert all(machine.fullmatch(e["at"]) for e in entries)
+    rotated = [e for e in entries if e["type"] == "key.rotated"]
+    assert rotated
+    assert machine.fullmatch(rotated[0]["ends_at"])
+    table = run(tmp_path, "audit", "--key", key_id).stdout
+    assert re.search(r"ends_at=\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", table)
+    assert not re.search(r"\d\dT\d\d:", table)

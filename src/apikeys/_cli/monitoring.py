@@ -19,7 +19,7 @@ from apikeys._cli._context import ENV_AUDIT_URL, ENV_USAGE_URL, Context
 from apikeys._cli._errors import Exit
 from apikeys._cli._values import key_id_of, parse_duration, parse_instant
 from apikeys._cli.output import key_json, when
-from apikeys._display import state_label
+from apikeys._display import readable, state_label
 from apikeys.monitoring import Monitor, UsageReport
 
 BARS: Final = " ▁▂▃▄▅▆▇█"
@@ -157,7 +157,7 @@ def _audit(args: argparse.Namespace, ctx: Context) -> int:
     rows = []
     for entry in entries:
         shown = sorted((k, v) for k, v in entry.data.items() if v not in (None, []))
-        details = " ".join(f"{name}={value}" for name, value in shown)
+        details = ", ".join(f"{name}={readable(value)}" for name, value in shown)
         rows.append(
             (
                 str(entry.id),

@@ -21,6 +21,7 @@ from apikeys._display import (
     human_utc,
     key_json,
     key_row,
+    machine,
     state_label,
 )
 from apikeys._keyformat import BODY_LENGTH, KEY_ID_LENGTH, PREFIX_PATTERN
@@ -192,7 +193,8 @@ class Output:
 
     def json(self, data: Any) -> None:
         """Write ``data`` as indented JSON to stdout."""
-        self.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+        text = json.dumps(machine(data), indent=2, sort_keys=True, default=str)
+        self.stdout.write(text + "\n")
 
     def table(self, headers: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
         """Write a table to stdout."""

@@ -9,7 +9,7 @@ from datetime import datetime
 from html import escape
 from typing import Any
 
-from apikeys._display import human_utc, state_label
+from apikeys._display import human_utc, readable, rotation, state_label
 from apikeys._models import APIKey, KeyState
 from apikeys.dashboard._http import url
 from apikeys.dashboard._queries import PERIODS, KeyDetail, KeyList, Limits, Overview
@@ -158,7 +158,7 @@ def _audit_rows(root: str, entries: Iterable[AuditEntry]) -> list[list[str]]:
     rows = []
     for entry in entries:
         details = ", ".join(
-            f"{esc(k)}={esc(v)}"
+            f"{esc(k)}={esc(readable(v))}"
             for k, v in sorted(entry.data.items())
             if v not in (None, "", [], {})
         )
@@ -389,6 +389,7 @@ def key_page(root: str, detail: KeyDetail, now: datetime, done: str | None) -> s
         ("Scopes", esc(", ".join(k.scopes) or "-")),
         ("Created", esc(when(k.created_at))),
         ("Expires", esc(when(k.expires_at))),
+        ("Rotation", esc(rotation(k))),
         ("Revoked", esc(f"{when(k.revoked_at)} ({k.revoke_reason})" if k.revoked_at else "-")),
         (
             "Suspended",
