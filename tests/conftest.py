@@ -10,6 +10,7 @@ import os
 import secrets
 import socket
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -47,9 +48,8 @@ def _unique_name() -> str:
     return f"apikeys_t{os.getpid()}_{secrets.token_hex(4)}"
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A SQLAlchemy URL (psycopg 3) of a fresh PostgreSQL database, dropped afterwards."""
+@contextmanager
+def _postgres_database() -> Iterator[str]:
     require_service("PostgreSQL", PG_HOST, PG_PORT)
     import psycopg
 
@@ -62,6 +62,21 @@ def postgres_url() -> Iterator[str]:
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A SQLAlchemy URL (psycopg 3) of a fresh PostgreSQL database, dropped afterwards."""
+    with _postgres_database() as url:
+        yield url
+
+
+@pytest.fixture
+def fresh_postgres_url() -> Iterator[str]:
+    """Like :func:`postgres_url`, but one database per test (for a test that needs
+    to see no other test's tables)."""
+    with _postgres_database() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

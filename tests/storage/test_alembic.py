@@ -3,7 +3,6 @@ autogenerate against a database holding them proposes nothing (issue 18)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -75,23 +74,6 @@ def test_autogenerate_proposes_nothing_on_sqlalchemy_sqlite(tmp_path: Path) -> N
     url = f"sqlite+pysqlite:///{tmp_path / 'app.db'}"
     _use_every_table(url)
     assert _proposals(url) == []
-
-
-@pytest.fixture
-def fresh_postgres_url(postgres_url: str) -> Iterator[str]:
-    """A database of its own: the session's one holds other tests' tables."""
-    import psycopg
-
-    base, _, name = postgres_url.rpartition("/")
-    own = f"{name}_alembic"
-    admin = "host=127.0.0.1 port=5432 user=postgres dbname=test"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{own}"')
-    try:
-        yield f"{base}/{own}"
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{own}" WITH (FORCE)')
 
 
 def test_autogenerate_proposes_nothing_on_postgres(fresh_postgres_url: str) -> None:
