@@ -98,3 +98,55 @@ def test_keys_only_metadata_would_have_dropped_monitoring_tables(tmp_path: Path)
         engine.dispose()
     dropped = {d[1].name for d in diffs if d[0] == "remove_table"}
     assert dropped == {"apikeys_audit", "apikeys_usage", "apikeys_usage_ips"}
+
+
+def _alembic_project(tmp_path: Path, url: str) -> Any:
+    """A project made by ``alembic init`` whose env.py follows docs/storage.md."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config(str(tmp_path / "alembic.ini"))
+    command.init(config, str(tmp_path / "migrations"))
+    config.set_main_option("script_location", str(tmp_path / "migrations"))
+    config.set_main_option("sqlalchemy.url", url)
+    env = tmp_path / "migrations" / "env.py"
+    text = env.read_text(encoding="utf-8")
+    assert "target_metadata = None" in text
+    env.write_text(
+        text.replace(
+            "target_metadata = None",
+            "from apikeys.storage import metadata as apikeys_metadata\n"
+            "target_metadata = [apikeys_metadata]",
+        ),
+        encoding="utf-8",
+    )
+    return config
+
+
+def _revision_body(tmp_path: Path, config: Any, message: str) -> str:
+    from alembic import command
+
+    script = command.revision(config, message=message, autogenerate=True)
+    assert script is not None
+    text = Path(script.path).read_text(encoding="utf-8")
+    return text[text.index("def upgrade()") : text.index("def downgrade()")]
+
+
+def test_alembic_revision_autogenerate_follows_the_docs(tmp_path: Path) -> None:
+    """``alembic revision --autogenerate`` as docs/storage.md sets it up: on an
+    empty database it creates the five tables; on one apikeys filled, nothing."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    config = _alembic_project(empty, f"sqlite:///{empty / 'app.db'}")
+    first = _revision_body(empty, config, "first")
+    for table in APIKEYS_TABLES:
+        assert f"op.create_table('{table}'" in first
+    assert "drop_table" not in first
+
+    used = tmp_path / "used"
+    used.mkdir()
+    url = f"sqlite:///{used / 'app.db'}"
+    _use_every_table(url)
+    config = _alembic_project(used, url)
+    body = _revision_body(used, config, "nothing")
+    assert "op." not in body, body
