@@ -79,28 +79,40 @@ def fresh_postgres_url() -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(scope="session")
-def mariadb_url() -> Iterator[str]:
-    """A SQLAlchemy URL (PyMySQL) of a fresh MariaDB database, dropped afterwards."""
-    require_service("MariaDB", MARIADB_HOST, MARIADB_PORT)
+def _mariadb_admin(statement: str) -> None:
     import pymysql
 
-    name = _unique_name()
     conn = pymysql.connect(host=MARIADB_HOST, port=MARIADB_PORT, user="root", password="")
     try:
         with conn.cursor() as cursor:
-            cursor.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+            cursor.execute(statement)
     finally:
         conn.close()
+
+
+@contextmanager
+def _mariadb_database() -> Iterator[str]:
+    require_service("MariaDB", MARIADB_HOST, MARIADB_PORT)
+    name = _unique_name()
+    _mariadb_admin(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
     try:
         yield f"mysql+pymysql://root@{MARIADB_HOST}:{MARIADB_PORT}/{name}"
     finally:
-        conn = pymysql.connect(host=MARIADB_HOST, port=MARIADB_PORT, user="root", password="")
-        try:
-            with conn.cursor() as cursor:
-                cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
-        finally:
-            conn.close()
+        _mariadb_admin(f"DROP DATABASE IF EXISTS `{name}`")
+
+
+@pytest.fixture(scope="session")
+def mariadb_url() -> Iterator[str]:
+    """A SQLAlchemy URL (PyMySQL) of a fresh MariaDB database, dropped afterwards."""
+    with _mariadb_database() as url:
+        yield url
+
+
+@pytest.fixture
+def fresh_mariadb_url() -> Iterator[str]:
+    """Like :func:`mariadb_url`, but one database per test."""
+    with _mariadb_database() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

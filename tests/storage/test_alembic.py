@@ -81,6 +81,11 @@ def test_autogenerate_proposes_nothing_on_postgres(fresh_postgres_url: str) -> N
     assert _proposals(fresh_postgres_url) == []
 
 
+def test_autogenerate_proposes_nothing_on_mariadb(fresh_mariadb_url: str) -> None:
+    _use_every_table(fresh_mariadb_url)
+    assert _proposals(fresh_mariadb_url) == []
+
+
 def test_keys_only_metadata_would_have_dropped_monitoring_tables(tmp_path: Path) -> None:
     """The check catches the bug it guards against: a metadata without the
     monitoring tables proposes dropping them."""
