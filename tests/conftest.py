@@ -10,6 +10,7 @@ import os
 import secrets
 import socket
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -17,6 +18,7 @@ from apikeys import KeyManager
 from apikeys.hashing import Argon2Hasher
 from apikeys.storage import MemoryStore
 from apikeys.testing import ManualClock
+from redis_support import forget_redis_namespace
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 PG_HOST, PG_PORT = "127.0.0.1", 5432
@@ -46,9 +48,8 @@ def _unique_name() -> str:
     return f"apikeys_t{os.getpid()}_{secrets.token_hex(4)}"
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A SQLAlchemy URL (psycopg 3) of a fresh PostgreSQL database, dropped afterwards."""
+@contextmanager
+def _postgres_database() -> Iterator[str]:
     require_service("PostgreSQL", PG_HOST, PG_PORT)
     import psycopg
 
@@ -64,27 +65,54 @@ def postgres_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def mariadb_url() -> Iterator[str]:
-    """A SQLAlchemy URL (PyMySQL) of a fresh MariaDB database, dropped afterwards."""
-    require_service("MariaDB", MARIADB_HOST, MARIADB_PORT)
+def postgres_url() -> Iterator[str]:
+    """A SQLAlchemy URL (psycopg 3) of a fresh PostgreSQL database, dropped afterwards."""
+    with _postgres_database() as url:
+        yield url
+
+
+@pytest.fixture
+def fresh_postgres_url() -> Iterator[str]:
+    """Like :func:`postgres_url`, but one database per test (for a test that needs
+    to see no other test's tables)."""
+    with _postgres_database() as url:
+        yield url
+
+
+def _mariadb_admin(statement: str) -> None:
     import pymysql
 
-    name = _unique_name()
     conn = pymysql.connect(host=MARIADB_HOST, port=MARIADB_PORT, user="root", password="")
     try:
         with conn.cursor() as cursor:
-            cursor.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+            cursor.execute(statement)
     finally:
         conn.close()
+
+
+@contextmanager
+def _mariadb_database() -> Iterator[str]:
+    require_service("MariaDB", MARIADB_HOST, MARIADB_PORT)
+    name = _unique_name()
+    _mariadb_admin(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
     try:
         yield f"mysql+pymysql://root@{MARIADB_HOST}:{MARIADB_PORT}/{name}"
     finally:
-        conn = pymysql.connect(host=MARIADB_HOST, port=MARIADB_PORT, user="root", password="")
-        try:
-            with conn.cursor() as cursor:
-                cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
-        finally:
-            conn.close()
+        _mariadb_admin(f"DROP DATABASE IF EXISTS `{name}`")
+
+
+@pytest.fixture(scope="session")
+def mariadb_url() -> Iterator[str]:
+    """A SQLAlchemy URL (PyMySQL) of a fresh MariaDB database, dropped afterwards."""
+    with _mariadb_database() as url:
+        yield url
+
+
+@pytest.fixture
+def fresh_mariadb_url() -> Iterator[str]:
+    """Like :func:`mariadb_url`, but one database per test."""
+    with _mariadb_database() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -94,10 +122,20 @@ def redis_url() -> str:
     return f"redis://{REDIS_HOST}:{REDIS_PORT}/0"
 
 
+# A run checking that tests leave no Redis key behind gives its own root here
+# (tests/test_redis_hygiene.py); TEST_REDIS_KEEP_KEYS=1 skips the cleanup there.
+REDIS_NAMESPACE_ROOT = os.environ.get("TEST_REDIS_NAMESPACE_ROOT", "apikeys-test:")
+
+
 @pytest.fixture
-def redis_namespace() -> str:
-    """A key prefix unique to one test, so parallel runs never share counters."""
-    return f"apikeys-test:{secrets.token_hex(6)}:"
+def redis_namespace() -> Iterator[str]:
+    """A key prefix unique to one test, so parallel runs never share counters.
+    Every key under it is deleted at teardown (the counters carry TTLs of up to
+    about two years, so the shared server would keep them)."""
+    namespace = f"{REDIS_NAMESPACE_ROOT}{secrets.token_hex(6)}:"
+    yield namespace
+    if os.environ.get("TEST_REDIS_KEEP_KEYS") != "1" and _reachable(REDIS_HOST, REDIS_PORT):
+        forget_redis_namespace(f"redis://{REDIS_HOST}:{REDIS_PORT}/0", namespace)
 
 
 @pytest.fixture

@@ -18,6 +18,8 @@ class KeyState(str, enum.Enum):
     """Where a key is in its life, at a given moment.
 
     A rotated-out key is ``active`` until its grace period ends, then ``expired``.
+    ``DISABLED`` is a suspended key (``suspend``/``enable``): its value stays
+    ``"disabled"`` for stored filters and clients; the tools print "suspended".
     """
 
     ACTIVE = "active"

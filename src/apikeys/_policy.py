@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
+from apikeys._display import state_label
 from apikeys._models import APIKey, FrozenDict, KeyState, freeze
 from apikeys._scopes import missing_scopes, validate_grants, validate_required
 from apikeys.errors import (
@@ -373,7 +374,7 @@ def plan_rotation(
         raise InvalidArgument("grace must be a timedelta of zero or more")
     state = old.state(now)
     if state is not KeyState.ACTIVE:
-        raise InvalidKeyState(f"key {old.id!r} is {state.value}; only active keys rotate")
+        raise InvalidKeyState(f"key {old.id!r} is {state_label(state)}; only active keys rotate")
     if old.replaced_by is not None:
         raise InvalidKeyState(f"key {old.id!r} was already rotated to {old.replaced_by!r}")
     if expires_in is None and old.expires_at is not None:

@@ -105,7 +105,8 @@ class AuthenticationError(APIKeyError):
 
     ``code`` says why: ``malformed``, ``not_found`` or ``invalid_secret`` before the
     secret is proven (all with the same message), then ``revoked``, ``expired`` or
-    ``disabled`` once it is. Web adapters also raise ``missing`` for a request
+    ``disabled`` (the key is suspended; the code keeps its first name so clients
+    do not break) once it is. Web adapters also raise ``missing`` for a request
     that carries no key at all.
     """
 

@@ -130,7 +130,7 @@ def test_list_pages(cli: Runner, env: dict[str, str]) -> None:
     page = cli("list", "--limit", "2")
     assert len(page.stdout.splitlines()) == 3  # header and two rows
     assert page.stdout.splitlines()[0].split() == [
-        "ID", "PREFIX", "OWNER", "NAME", "STATE", "SCOPES", "EXPIRES", "LAST", "USED",
+        "ID", "PREFIX", "OWNER", "NAME", "STATE", "SCOPES", "EXPIRES", "LAST", "USED", "ROTATION",
     ]  # fmt: skip
     last = page.stdout.splitlines()[2].split()[0]
     assert f"--after {last}" in page.stderr

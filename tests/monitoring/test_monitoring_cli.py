@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from datetime import timedelta
@@ -90,7 +91,7 @@ def test_usage_prints_a_chart_and_the_breakdown(tmp_path: Path, seeded: dict[str
 def test_suspend_enable_and_the_audit_trail(tmp_path: Path, seeded: dict[str, str]) -> None:
     key_id = seeded["busy"]
     done = run(tmp_path, "suspend", key_id, "--reason", "looks stolen")
-    assert (done.returncode, done.stdout.strip()) == (0, f"{key_id}: disabled")
+    assert (done.returncode, done.stdout.strip()) == (0, f"{key_id}: suspended")
     done = run(tmp_path, "enable", key_id, "--json")
     assert json.loads(done.stdout)["state"] == "active"
     done = run(tmp_path, "audit", "--key", key_id, "--json")
@@ -150,3 +151,29 @@ def test_render_usage_falls_back_to_ascii() -> None:
     text = render_usage(report, ascii_only=True)
     assert "|=@|" in text
     assert text.isascii()
+
+
+def test_usage_per_minute_says_per_minute(tmp_path: Path, seeded: dict[str, str]) -> None:
+    done = run(tmp_path, "usage", seeded["busy"], "--granularity", "minute")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith(f"key {seeded['busy']}: 30 requests")
+    assert lines[1] == "per minute, peak 30"  # one bar a minute over the last hour
+    assert len(lines[2]) <= 62  # |at most 60 bars|
+    longer = run(tmp_path, "usage", seeded["busy"], "--granularity", "minute", "--since", "3h")
+    summary = longer.stdout.splitlines()[1]
+    assert re.fullmatch(r"per minute, peak 30; each bar sums [34] minutes", summary)
+
+
+def test_audit_dates_in_one_format_each(tmp_path: Path, seeded: dict[str, str]) -> None:
+    key_id = seeded["busy"]
+    assert run(tmp_path, "rotate", key_id, "--grace", "1h").returncode == 0
+    entries = json.loads(run(tmp_path, "audit", "--key", key_id, "--json").stdout)
+    machine = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
+    assert all(machine.fullmatch(e["at"]) for e in entries)
+    rotated = [e for e in entries if e["type"] == "key.rotated"]
+    assert rotated
+    assert machine.fullmatch(rotated[0]["ends_at"])
+    table = run(tmp_path, "audit", "--key", key_id).stdout
+    assert re.search(r"ends_at=\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", table)
+    assert not re.search(r"\d\dT\d\d:", table)

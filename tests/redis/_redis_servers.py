@@ -12,6 +12,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from redis_support import forget_redis_namespace
+
 CLUSTER_PORTS = tuple(range(7100, 7106))
 SENTINEL_MASTER = 6400
 SENTINEL_REPLICAS = (6401, 6402)
@@ -228,11 +230,4 @@ def cluster_url() -> str:
 
 def forget(url: str, namespace: str) -> None:
     """Delete every key this test wrote (on every master of a cluster)."""
-    from apikeys._redis import close_client, sync_client
-
-    client = sync_client(url, timeout=2.0)
-    try:
-        for name in list(client.scan_iter(match=namespace + "*")):
-            client.delete(name)
-    finally:
-        close_client(client)
+    forget_redis_namespace(url, namespace)

@@ -17,6 +17,7 @@ from _redis_servers import (
     Deployment,
     ServerError,
     cluster_url,
+    forget,
     sentinel_url,
     start_cluster,
     start_sentinel,
@@ -72,5 +73,12 @@ def topology_url(topology: str) -> str:
 
 
 @pytest.fixture
-def namespace() -> str:
-    return f"apikeys-test:{secrets.token_hex(6)}:"
+def namespace(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A key prefix unique to one test; its keys are deleted at teardown from the
+    deployment the test used (every master of the cluster)."""
+    name = f"apikeys-test:{secrets.token_hex(6)}:"
+    yield name
+    if "topology_url" in request.fixturenames:
+        forget(request.getfixturevalue("topology_url"), name)
+    elif "redis_cluster" in request.fixturenames:
+        forget(cluster_url(), name)

@@ -14,7 +14,8 @@ from apikeys.storage import SQLAlchemyStore, _schema, keys_table, metadata
 
 
 def test_tables_are_exposed_for_migrations() -> None:
-    assert set(metadata.tables) == {"apikeys_keys", "apikeys_schema"}
+    # Every table apikeys creates, monitoring included (tests/storage/test_alembic.py).
+    assert {"apikeys_keys", "apikeys_schema", "apikeys_audit"} <= set(metadata.tables)
     assert metadata.tables["apikeys_keys"] is keys_table
     assert [c.name for c in keys_table.primary_key.columns] == ["id"]
     owner_indexes = [i for i in keys_table.indexes if i.columns.keys()[0] == "owner"]

@@ -147,7 +147,10 @@ def _add_key_settings(parser: argparse.ArgumentParser) -> None:
 
 
 def _state(value: str | None) -> KeyState | None:
-    return None if value is None else KeyState(value)
+    if value is None:
+        return None
+    # "suspended" is what people read; "disabled" is the state's machine name.
+    return KeyState.DISABLED if value == "suspended" else KeyState(value)
 
 
 def _list(args: argparse.Namespace, ctx: Context) -> int:
@@ -445,7 +448,11 @@ def register(commands: Commands) -> None:
 
     p = commands.add("list", _list, help="list keys (ordered by id)")
     p.add_argument("--owner", help="only this owner's keys")
-    p.add_argument("--state", choices=[s.value for s in KeyState], help="only keys in this state")
+    p.add_argument(
+        "--state",
+        choices=[*(s.value for s in KeyState), "suspended"],
+        help="only keys in this state (suspended = disabled)",
+    )
     p.add_argument("--limit", type=int, default=100, help="page size (default 100)")
     p.add_argument("--after", metavar="KEY_ID", help="start after this id (next page)")
     p.add_argument("--all", action="store_true", help="every key, all pages")

@@ -19,6 +19,7 @@ from apikeys._cli._context import ENV_AUDIT_URL, ENV_USAGE_URL, Context
 from apikeys._cli._errors import Exit
 from apikeys._cli._values import key_id_of, parse_duration, parse_instant
 from apikeys._cli.output import key_json, when
+from apikeys._display import readable, state_label
 from apikeys.monitoring import Monitor, UsageReport
 
 BARS: Final = " ▁▂▃▄▅▆▇█"
@@ -91,13 +92,14 @@ def render_usage(report: UsageReport, width: int = CHART_WIDTH, ascii_only: bool
     values = [n for _, n in report.series]
     group = max(1, math.ceil(len(values) / width))
     chart = sparkline(values, width, ASCII_BARS if ascii_only else BARS)
-    unit = report.granularity if group == 1 else f"{group} {report.granularity}s"
-    peak = max((sum(values[i : i + group]) for i in range(0, len(values), group)), default=0)
+    # The line names the bucket asked for; a bar summing several says so apart.
+    peak = max(values, default=0)
+    bars = "" if group == 1 else f"; each bar sums {group} {report.granularity}s"
     start = when(report.since)
     end = when(report.series[-1][0]) if report.series else when(report.until)
     lines = [
         f"key {report.key_id}: {report.total:,} requests, {start} to {end}",
-        f"per {unit}, peak {peak:,}",
+        f"per {report.granularity}, peak {peak:,}{bars}",
         f"|{chart}|",
         f" {start}{' ' * max(1, len(chart) - len(start) - len(end))}{end}",
     ]
@@ -111,12 +113,21 @@ def render_usage(report: UsageReport, width: int = CHART_WIDTH, ascii_only: bool
     return "\n".join(lines)
 
 
+# With --granularity and no --since: a period whose buckets fit the chart.
+_DEFAULT_PERIODS = {
+    "minute": timedelta(minutes=CHART_WIDTH - 1),  # the partial first bucket makes 60
+    "hour": timedelta(hours=24),
+    "day": timedelta(days=30),
+}
+
+
 def _usage(args: argparse.Namespace, ctx: Context) -> int:
     key_id = key_id_of(args.key)
     monitor = _monitor(ctx)
     now = monitor.manager.now()
     until = parse_instant(args.until) if args.until else None
-    since = _since(args.since, until or now, timedelta(days=1))
+    default = _DEFAULT_PERIODS.get(args.granularity, timedelta(days=1))
+    since = _since(args.since, until or now, default)
     by = [d.strip() for d in args.by.split(",") if d.strip()] if args.by else []
     report = monitor.usage(key_id, since=since, until=until, by=by, granularity=args.granularity)
     if ctx.out.json_mode:
@@ -146,7 +157,7 @@ def _audit(args: argparse.Namespace, ctx: Context) -> int:
     rows = []
     for entry in entries:
         shown = sorted((k, v) for k, v in entry.data.items() if v not in (None, []))
-        details = " ".join(f"{name}={value}" for name, value in shown)
+        details = ", ".join(f"{name}={readable(value)}" for name, value in shown)
         rows.append(
             (
                 str(entry.id),
@@ -207,7 +218,7 @@ def _switch(args: argparse.Namespace, ctx: Context, *, suspend: bool) -> int:
     if ctx.out.json_mode:
         ctx.out.json(key_json(key, now))
     else:
-        ctx.out.line(f"{key.id}: {key.state(now).value}")
+        ctx.out.line(f"{key.id}: {state_label(key.state(now))}")
     return Exit.OK
 
 
@@ -219,7 +230,7 @@ def register(commands: Commands) -> None:
         help="show a key's requests over time, by route and status, with a small chart",
     )
     p.add_argument("key", metavar="KEY_ID", help="the key id (or the whole key)")
-    _add_period(p, "24h")
+    _add_period(p, "24h; 1h with --granularity minute, 30d with day")
     p.add_argument(
         "--by",
         default="route,status",

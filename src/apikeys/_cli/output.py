@@ -12,9 +12,18 @@ import re
 import shutil
 import time
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, TextIO
 
+from apikeys._display import (
+    KEY_HEADERS,
+    grace_end,
+    human_utc,
+    key_json,
+    key_row,
+    machine,
+    state_label,
+)
 from apikeys._keyformat import BODY_LENGTH, KEY_ID_LENGTH, PREFIX_PATTERN
 from apikeys._models import APIKey
 
@@ -22,6 +31,17 @@ _KEY_SHAPED = re.compile(
     rf"({PREFIX_PATTERN})_([0-9A-Za-z]{{{KEY_ID_LENGTH}}})"
     rf"[0-9A-Za-z]{{{BODY_LENGTH - KEY_ID_LENGTH}}}"
 )
+__all__ = [
+    "KEY_HEADERS",
+    "Output",
+    "Progress",
+    "key_details",
+    "key_json",
+    "key_row",
+    "redact",
+    "when",
+]
+
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]*):[^@\s]*@")
 
 
@@ -33,10 +53,8 @@ def redact(text: str) -> str:
 
 
 def when(value: datetime | None) -> str:
-    """A UTC instant for a table cell (``2026-01-31 12:00:00Z``), or ``-``."""
-    if value is None:
-        return "-"
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+    """A UTC instant for people (``2026-01-31 12:00:00 UTC``), or ``-``."""
+    return human_utc(value)
 
 
 def render_table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
@@ -49,30 +67,6 @@ def render_table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
     )
 
 
-def key_json(key: APIKey, now: datetime) -> dict[str, Any]:
-    """A record as JSON-ready data, with its ``state`` at ``now``."""
-    data = key.model_dump(mode="json")
-    data["state"] = key.state(now).value
-    return data
-
-
-KEY_HEADERS = ("ID", "PREFIX", "OWNER", "NAME", "STATE", "SCOPES", "EXPIRES", "LAST USED")
-
-
-def key_row(key: APIKey, now: datetime) -> tuple[str, ...]:
-    """A record as one row under :data:`KEY_HEADERS`."""
-    return (
-        key.id,
-        key.prefix,
-        key.owner,
-        key.name or "-",
-        key.state(now).value,
-        ",".join(key.scopes) or "-",
-        when(key.expires_at),
-        when(key.last_used_at),
-    )
-
-
 def key_details(key: APIKey, now: datetime) -> str:
     """Every field of a record, one ``name: value`` line each."""
     fields: list[tuple[str, str]] = [
@@ -80,7 +74,7 @@ def key_details(key: APIKey, now: datetime) -> str:
         ("prefix", key.prefix),
         ("owner", key.owner),
         ("name", key.name or "-"),
-        ("state", key.state(now).value),
+        ("state", state_label(key.state(now))),
         ("scopes", ", ".join(key.scopes) or "-"),
         ("created", when(key.created_at)),
         ("expires", when(key.expires_at)),
@@ -95,6 +89,7 @@ def key_details(key: APIKey, now: datetime) -> str:
         ("quota", key.quota or "-"),
         ("replaces", key.replaces or "-"),
         ("replaced by", key.replaced_by or "-"),
+        ("grace ends", human_utc(grace_end(key))),
         ("metadata", json.dumps(key.metadata, sort_keys=True) if key.metadata else "-"),
         ("version", str(key.version)),
     ]
@@ -198,7 +193,8 @@ class Output:
 
     def json(self, data: Any) -> None:
         """Write ``data`` as indented JSON to stdout."""
-        self.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+        text = json.dumps(machine(data), indent=2, sort_keys=True, default=str)
+        self.stdout.write(text + "\n")
 
     def table(self, headers: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
         """Write a table to stdout."""

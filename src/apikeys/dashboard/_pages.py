@@ -9,6 +9,7 @@ from datetime import datetime
 from html import escape
 from typing import Any
 
+from apikeys._display import human_utc, readable, rotation, state_label
 from apikeys._models import APIKey, KeyState
 from apikeys.dashboard._http import url
 from apikeys.dashboard._queries import PERIODS, KeyDetail, KeyList, Limits, Overview
@@ -67,7 +68,7 @@ def esc(value: object) -> str:
 
 def when(at: datetime | None) -> str:
     """A UTC instant as ``2026-01-31 12:00:00 UTC`` (``-`` for none)."""
-    return "-" if at is None else at.strftime("%Y-%m-%d %H:%M:%S UTC")
+    return human_utc(at)
 
 
 def layout(root: str, title: str, body: str, *, current: str = "") -> str:
@@ -117,8 +118,8 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[str]], *, empty: str =
 
 def state_badge(key: APIKey, now: datetime) -> str:
     """The key's state as a labelled badge."""
-    state = key.state(now).value
-    return f'<span class="state state-{state}">{state}</span>'
+    state = key.state(now)
+    return f'<span class="state state-{state.value}">{state_label(state)}</span>'
 
 
 def key_link(root: str, key_id: str) -> str:
@@ -157,7 +158,7 @@ def _audit_rows(root: str, entries: Iterable[AuditEntry]) -> list[list[str]]:
     rows = []
     for entry in entries:
         details = ", ".join(
-            f"{esc(k)}={esc(v)}"
+            f"{esc(k)}={esc(readable(v))}"
             for k, v in sorted(entry.data.items())
             if v not in (None, "", [], {})
         )
@@ -315,9 +316,8 @@ def review(
 def keys(root: str, page: KeyList, filters: dict[str, str], now: datetime) -> str:
     """The keys list with its filter form (a GET form: filters stay in the URL)."""
     states = "".join(
-        f'<option value="{s}"{" selected" if filters.get("state") == s else ""}>'
-        f"{s or 'any'}</option>"
-        for s in ["", *(state.value for state in KeyState)]
+        f'<option value="{s}"{" selected" if filters.get("state") == s else ""}>{label}</option>'
+        for s, label in [("", "any"), *((state.value, state_label(state)) for state in KeyState)]
     )
     form = (
         f'<form class="filters" method="get" action="{esc(root)}/keys" role="search">'
@@ -389,6 +389,7 @@ def key_page(root: str, detail: KeyDetail, now: datetime, done: str | None) -> s
         ("Scopes", esc(", ".join(k.scopes) or "-")),
         ("Created", esc(when(k.created_at))),
         ("Expires", esc(when(k.expires_at))),
+        ("Rotation", esc(rotation(k))),
         ("Revoked", esc(f"{when(k.revoked_at)} ({k.revoke_reason})" if k.revoked_at else "-")),
         (
             "Suspended",

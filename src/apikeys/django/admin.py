@@ -22,6 +22,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils.cache import add_never_cache_headers, patch_cache_control
 
+from apikeys._display import human_utc, state_label
 from apikeys._models import IssuedKey, KeyState
 from apikeys.django._runtime import get_manager, get_settings
 from apikeys.django.conf import parse_duration
@@ -60,22 +61,33 @@ _DETAIL_FIELDS = (
     "name",
     "state_now",
     "scopes",
-    "created_at",
-    "expires_at",
-    "last_used_at",
+    "created",
+    "expires",
+    "last_used",
     "last_used_ip",
-    "revoked_at",
+    "revoked",
     "revoke_reason",
-    "disabled_at",
-    "disabled_reason",
+    "suspended",
+    "suspend_reason",
     "replaces",
     "replaced_by",
+    "grace_ends",
     "allowed_ips",
     "rate_limits",
     "quota",
     "metadata",
     "version",
 )
+
+
+def _instant(field: str, label: str, missing: str = "-") -> Any:
+    """An admin column showing the datetime ``field`` as every apikeys tool does."""
+
+    @admin.display(description=label, ordering=field)
+    def show(self: Any, obj: APIKeyRecord) -> str:
+        return human_utc(getattr(obj, field), missing)
+
+    return show
 
 
 def _words(text: str) -> list[str]:
@@ -180,7 +192,7 @@ class StateFilter(admin.SimpleListFilter):
     parameter_name = "state"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> Sequence[tuple[str, str]]:
-        return [(state.value, state.value) for state in KeyState]
+        return [(state.value, state_label(state)) for state in KeyState]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any] | None:
         value = self.value()
@@ -233,9 +245,9 @@ class APIKeyRecordAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "name",
         "state_now",
         "scope_list",
-        "created_at",
-        "expires_at",
-        "last_used_at",
+        "created",
+        "expires",
+        "last_used",
     )
     list_filter = ("owner", StateFilter, ExpiryFilter)
     search_fields = ("=id", "owner", "name")
@@ -327,9 +339,23 @@ class APIKeyRecordAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         # the model's change permission.
         return obj is None and super().has_change_permission(request)
 
+    created = _instant("created_at", "created")
+    expires = _instant("expires_at", "expires", "never")
+    last_used = _instant("last_used_at", "last used", "never")
+    revoked = _instant("revoked_at", "revoked")
+    suspended = _instant("disabled_at", "suspended")
+
+    @admin.display(description="suspend reason")
+    def suspend_reason(self, obj: APIKeyRecord) -> str:
+        return obj.disabled_reason or "-"
+
+    @admin.display(description="grace ends")
+    def grace_ends(self, obj: APIKeyRecord) -> str:
+        return human_utc(obj.expires_at) if obj.replaced_by else "-"
+
     @admin.display(description="state")
     def state_now(self, obj: APIKeyRecord) -> str:
-        return obj.state(get_manager().now()).value
+        return state_label(obj.state(get_manager().now()))
 
     @admin.display(description="scopes")
     def scope_list(self, obj: APIKeyRecord) -> str:

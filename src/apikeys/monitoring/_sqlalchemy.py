@@ -36,6 +36,73 @@ def _sqlalchemy() -> Any:
     return sqlalchemy
 
 
+def audit_table(metadata: Any, prefix: str = "apikeys_") -> Any:
+    """Define the audit table (``<prefix>audit``) and its indexes in ``metadata``.
+
+    Args:
+        metadata: A :class:`sqlalchemy.MetaData`.
+        prefix: Prefix of the table and index names (checked by the caller).
+
+    Returns:
+        The :class:`sqlalchemy.Table`.
+    """
+    sa = _sqlalchemy()
+    p = prefix
+    big = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+    return sa.Table(
+        f"{p}audit",
+        metadata,
+        sa.Column("id", big, primary_key=True, autoincrement=True),
+        sa.Column("at_us", sa.BigInteger(), nullable=False),
+        sa.Column("type", sa.String(64), nullable=False),
+        sa.Column("key_id", sa.String(64)),
+        sa.Column("owner", sa.String(200)),
+        sa.Column("data", sa.Text(), nullable=False),
+        sa.Index(f"{p}audit_key", "key_id", "id"),
+        sa.Index(f"{p}audit_owner", "owner", "id"),
+        sa.Index(f"{p}audit_at", "at_us"),
+    )
+
+
+def usage_tables(metadata: Any, prefix: str = "apikeys_") -> tuple[Any, Any]:
+    """Define the usage counter tables (``<prefix>usage``, ``<prefix>usage_ips``).
+
+    Args:
+        metadata: A :class:`sqlalchemy.MetaData`.
+        prefix: Prefix of the table and index names (checked by the caller).
+
+    Returns:
+        The counters table and the per-address table.
+    """
+    sa = _sqlalchemy()
+    p = prefix
+    key = sa.String(64)
+    table = sa.Table(
+        f"{p}usage",
+        metadata,
+        sa.Column("key_id", key, primary_key=True),
+        sa.Column("granularity", sa.Integer(), primary_key=True, autoincrement=False),
+        sa.Column("bucket", sa.BigInteger(), primary_key=True, autoincrement=False),
+        sa.Column("method", sa.String(MAX_METHOD_LENGTH), primary_key=True),
+        sa.Column("route", sa.String(MAX_ROUTE_LENGTH), primary_key=True),
+        sa.Column("status", sa.Integer(), primary_key=True, autoincrement=False),
+        sa.Column("count", sa.BigInteger(), nullable=False),
+        # Covers the cross-key totals (and, with the key columns, top keys and routes).
+        sa.Index(f"{p}usage_bucket", "granularity", "bucket", "status", "count"),
+    )
+    ip_table = sa.Table(
+        f"{p}usage_ips",
+        metadata,
+        sa.Column("key_id", key, primary_key=True),
+        sa.Column("day", sa.BigInteger(), primary_key=True, autoincrement=False),
+        sa.Column("ip", sa.String(64), primary_key=True),
+        sa.Column("count", sa.BigInteger(), nullable=False),
+        sa.Column("first_us", sa.BigInteger(), nullable=False),
+        sa.Column("last_us", sa.BigInteger(), nullable=False),
+    )
+    return table, ip_table
+
+
 class _Engine:
     """An engine (made from a URL, or the caller's), tables made on first use, and
     the one seam where driver errors become StorageError."""
@@ -111,21 +178,7 @@ class SQLAlchemyAuditStore:
     ) -> None:
         p = check_prefix(table_prefix)
         self._db = _Engine(url, engine_options)
-        sa = self._db.sa
-        big = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-        self.table = sa.Table(
-            f"{p}audit",
-            self._db.metadata,
-            sa.Column("id", big, primary_key=True, autoincrement=True),
-            sa.Column("at_us", sa.BigInteger(), nullable=False),
-            sa.Column("type", sa.String(64), nullable=False),
-            sa.Column("key_id", sa.String(64)),
-            sa.Column("owner", sa.String(200)),
-            sa.Column("data", sa.Text(), nullable=False),
-            sa.Index(f"{p}audit_key", "key_id", "id"),
-            sa.Index(f"{p}audit_owner", "owner", "id"),
-            sa.Index(f"{p}audit_at", "at_us"),
-        )
+        self.table = audit_table(self._db.metadata, p)
 
     def __repr__(self) -> str:
         return f"SQLAlchemyAuditStore(dialect={self._db.dialect!r}, table={self.table.name!r})"
@@ -285,31 +338,7 @@ class SQLAlchemyUsageStore:
                 f"SQLAlchemyUsageStore supports PostgreSQL, MySQL/MariaDB and SQLite, "
                 f"not {self._db.dialect}"
             )
-        sa = self._db.sa
-        key = sa.String(64)
-        self.table = sa.Table(
-            f"{p}usage",
-            self._db.metadata,
-            sa.Column("key_id", key, primary_key=True),
-            sa.Column("granularity", sa.Integer(), primary_key=True, autoincrement=False),
-            sa.Column("bucket", sa.BigInteger(), primary_key=True, autoincrement=False),
-            sa.Column("method", sa.String(MAX_METHOD_LENGTH), primary_key=True),
-            sa.Column("route", sa.String(MAX_ROUTE_LENGTH), primary_key=True),
-            sa.Column("status", sa.Integer(), primary_key=True, autoincrement=False),
-            sa.Column("count", sa.BigInteger(), nullable=False),
-            # Covers the cross-key totals (and, with the key columns, top keys and routes).
-            sa.Index(f"{p}usage_bucket", "granularity", "bucket", "status", "count"),
-        )
-        self.ip_table = sa.Table(
-            f"{p}usage_ips",
-            self._db.metadata,
-            sa.Column("key_id", key, primary_key=True),
-            sa.Column("day", sa.BigInteger(), primary_key=True, autoincrement=False),
-            sa.Column("ip", sa.String(64), primary_key=True),
-            sa.Column("count", sa.BigInteger(), nullable=False),
-            sa.Column("first_us", sa.BigInteger(), nullable=False),
-            sa.Column("last_us", sa.BigInteger(), nullable=False),
-        )
+        self.table, self.ip_table = usage_tables(self._db.metadata, p)
 
     def __repr__(self) -> str:
         return f"SQLAlchemyUsageStore(dialect={self._db.dialect!r}, table={self.table.name!r})"

@@ -16,6 +16,8 @@ from apikeys.errors import ConfigurationError, InvalidArgument, StorageError
 from apikeys.events import Event
 from apikeys.monitoring._audit import AuditEntry, check_query, event_row, row_entry, to_micros
 from apikeys.monitoring._usage import (
+    MAX_METHOD_LENGTH,
+    MAX_ROUTE_LENGTH,
     AddressRow,
     CounterRow,
     check_retention,
@@ -127,11 +129,11 @@ class SQLiteAuditStore:
             timeout,
             f"""
             CREATE TABLE IF NOT EXISTS {p}audit (
-                id INTEGER PRIMARY KEY AUTOINCREMENT,
-                at_us INTEGER NOT NULL,
-                type TEXT NOT NULL,
-                key_id TEXT,
-                owner TEXT,
+                id INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT,
+                at_us BIGINT NOT NULL,
+                type VARCHAR(64) NOT NULL,
+                key_id VARCHAR(64),
+                owner VARCHAR(200),
                 data TEXT NOT NULL
             );
             CREATE INDEX IF NOT EXISTS {p}audit_key ON {p}audit (key_id, id);
@@ -326,24 +328,24 @@ class SQLiteUsageStore:
             timeout,
             f"""
             CREATE TABLE IF NOT EXISTS {p}usage (
-                key_id TEXT NOT NULL,
+                key_id VARCHAR(64) NOT NULL,
                 granularity INTEGER NOT NULL,
-                bucket INTEGER NOT NULL,
-                method TEXT NOT NULL,
-                route TEXT NOT NULL,
+                bucket BIGINT NOT NULL,
+                method VARCHAR({MAX_METHOD_LENGTH}) NOT NULL,
+                route VARCHAR({MAX_ROUTE_LENGTH}) NOT NULL,
                 status INTEGER NOT NULL,
-                count INTEGER NOT NULL,
+                count BIGINT NOT NULL,
                 PRIMARY KEY (key_id, granularity, bucket, method, route, status)
             ) WITHOUT ROWID;
             CREATE INDEX IF NOT EXISTS {p}usage_bucket
                 ON {p}usage (granularity, bucket, status, count);
             CREATE TABLE IF NOT EXISTS {p}usage_ips (
-                key_id TEXT NOT NULL,
-                day INTEGER NOT NULL,
-                ip TEXT NOT NULL,
-                count INTEGER NOT NULL,
-                first_us INTEGER NOT NULL,
-                last_us INTEGER NOT NULL,
+                key_id VARCHAR(64) NOT NULL,
+                day BIGINT NOT NULL,
+                ip VARCHAR(64) NOT NULL,
+                count BIGINT NOT NULL,
+                first_us BIGINT NOT NULL,
+                last_us BIGINT NOT NULL,
                 PRIMARY KEY (key_id, day, ip)
             ) WITHOUT ROWID;
             """,

@@ -43,6 +43,7 @@ from sqlalchemy.types import TypeDecorator
 
 from apikeys._models import COLUMNS, KeyRecord, KeyState, record_to_row, row_to_record
 from apikeys.errors import ConfigurationError, ConflictError, StorageError
+from apikeys.monitoring._sqlalchemy import audit_table, usage_tables
 from apikeys.storage._changes import change_payload
 from apikeys.storage._decoded import DecodedRows
 from apikeys.storage._pgdirect import DirectReader
@@ -166,11 +167,14 @@ def _build_tables(metadata: MetaData) -> tuple[Table, Table]:
 
 
 metadata = MetaData()
-"""The :class:`~sqlalchemy.MetaData` holding apikeys' tables. Include it in
-Alembic's ``target_metadata`` (a list is fine) to manage them with your own
-migrations."""
+"""The :class:`~sqlalchemy.MetaData` holding every table apikeys creates with its
+default table prefix: the keys and schema-version tables and the monitoring
+tables (audit trail, usage counters). Include it in Alembic's
+``target_metadata`` (a list is fine) to manage them with your own migrations."""
 keys_table, schema_table = _build_tables(metadata)
 """The key table (``apikeys_keys``) and the one-row schema-version table."""
+audit_table(metadata)
+usage_tables(metadata)
 
 _DRIVER_EXTRAS = {"postgresql": "postgres", "mysql": "mysql", "mariadb": "mysql"}
 
@@ -337,7 +341,7 @@ def ensure_schema(conn: Connection, *, create: bool, where: str) -> None:
     if version == target or not create:
         return
     if version is None:
-        metadata.create_all(conn, checkfirst=True)
+        metadata.create_all(conn, tables=[keys_table, schema_table], checkfirst=True)
         conn.execute(insert(schema_table).values(id=1, version=target))
         return
     for statement in upgrade_steps(version):

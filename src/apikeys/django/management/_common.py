@@ -8,6 +8,7 @@ from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
 
+from apikeys import _display as display
 from apikeys._models import APIKey
 from apikeys.django.conf import parse_duration
 from apikeys.errors import ConfigurationError
@@ -28,17 +29,16 @@ def add_json_flag(parser: CommandParser) -> None:
 
 
 def key_json(key: APIKey, now: Any, plaintext: str | None = None) -> str:
-    data: dict[str, Any] = key.model_dump(mode="json")
-    data["state"] = key.state(now).value
+    data = display.key_json(key, now)
     if plaintext is not None:
         data["key"] = plaintext
     return json.dumps(data, sort_keys=True)
 
 
 def describe(key: APIKey, now: Any) -> str:
-    expires = key.expires_at.isoformat() if key.expires_at else "never"
+    expires = display.iso_utc(key.expires_at) if key.expires_at else "never"
     scopes = " ".join(key.scopes) or "-"
     return (
-        f"id={key.id} owner={key.owner} state={key.state(now).value} "
+        f"id={key.id} owner={key.owner} state={display.state_label(key.state(now))} "
         f"scopes={scopes} expires={expires}"
     )

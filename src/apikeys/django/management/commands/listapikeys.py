@@ -6,6 +6,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from apikeys._cli.output import render_table
+from apikeys._display import KEY_HEADERS, key_row
 from apikeys._models import KeyState
 from apikeys.django._runtime import get_manager
 from apikeys.django.management._common import add_json_flag, key_json
@@ -40,24 +42,7 @@ class Command(BaseCommand):
             for key in keys:
                 self.stdout.write(key_json(key, now))
             return
-        header = ("ID", "PREFIX", "OWNER", "NAME", "STATE", "SCOPES", "EXPIRES", "LAST USED")
-        rows = [header] + [
-            (
-                key.id,
-                key.prefix,
-                key.owner,
-                key.name or "-",
-                key.state(now).value,
-                " ".join(key.scopes) or "-",
-                key.expires_at.strftime("%Y-%m-%d %H:%M") if key.expires_at else "never",
-                key.last_used_at.strftime("%Y-%m-%d %H:%M") if key.last_used_at else "never",
-            )
-            for key in keys
-        ]
-        widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-        for row in rows:
-            self.stdout.write(
-                "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-            )
+        if keys:
+            self.stdout.write(render_table(KEY_HEADERS, (key_row(key, now) for key in keys)))
         if not keys:
             self.stderr.write("No keys.")
