@@ -34,8 +34,10 @@ __all__ = [
     "Recorder",
     "WindowLimiter",
     "doc_namespace",
+    "free_port",
     "make_env",
     "served_manager",
+    "server_process",
     "uvicorn_server",
 ]
 
@@ -159,11 +161,52 @@ def make_env(kind: str, *, limiter: WindowLimiter | None = None, **manager_args:
 HERE = Path(__file__).resolve().parent
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+@contextmanager
+def server_process(
+    command: list[str], *, ready_url: str, cwd: Path, env: dict[str, str], log: Path
+) -> Iterator[None]:
+    """Run the server ``command`` until the block ends, entering it once
+    ``ready_url`` answers; stopped with SIGTERM (then killed) at the end.
+
+    Args:
+        command: The server's command line.
+        ready_url: A URL that answers once the server listens.
+        cwd: The server's working directory.
+        env: The server's whole environment.
+        log: Where its output goes (shown when it does not start).
+    """
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            command, cwd=cwd, env=env, stdout=output, stderr=subprocess.STDOUT
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    httpx.get(ready_url, timeout=1)
+                    break
+                except httpx.TransportError:
+                    pass
+                if process.poll() is not None or time.monotonic() > deadline:
+                    output.flush()
+                    pytest.fail(f"{command[:4]} did not start:\n" + log.read_text())
+                time.sleep(0.05)  # waiting for the server to listen, not for time to pass
+            yield
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 @contextmanager
@@ -179,40 +222,16 @@ def uvicorn_server(
         env: Extra environment variables.
         app_dir: Added to the server's import path.
     """
-    port = _free_port()
+    port = free_port()
     args = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port)]
     args += ["--no-proxy-headers"] + (["--app-dir", str(app_dir)] if app_dir else [])
-    with log.open("w") as output:
-        # The demo apps import this module: the tests folder is on the server's path.
-        path = os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")]))
-        process = subprocess.Popen(
-            args,
-            cwd=cwd,
-            env={**os.environ, "PYTHONPATH": path, **env},
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    httpx.get(base, timeout=1)
-                    break
-                except httpx.TransportError:
-                    pass
-                if process.poll() is not None or time.monotonic() > deadline:
-                    output.flush()
-                    pytest.fail("uvicorn did not start:\n" + log.read_text())
-                time.sleep(0.05)  # waiting for the server to listen, not for time to pass
-            yield base
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    # The demo apps import this module: the tests folder is on the server's path.
+    path = os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")]))
+    base = f"http://127.0.0.1:{port}"
+    with server_process(
+        args, ready_url=base, cwd=cwd, env={**os.environ, "PYTHONPATH": path, **env}, log=log
+    ):
+        yield base
 
 
 def served_manager() -> KeyManager | None:

@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +20,7 @@ import pytest
 
 from apikeys import KeyManager
 from apikeys.storage import SQLiteStore
+from web_support import free_port, server_process
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "dashboard"
@@ -35,13 +33,6 @@ def _missing(reason: str) -> None:
     if IN_CI:
         pytest.fail(f"{reason} (CI needs it: .ci/run installs chromium and chromium-driver)")
     pytest.skip(reason)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture
@@ -95,41 +86,22 @@ def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str
     """An example app (uvicorn or werkzeug's server) on a free loopback port:
     (framework, base URL, its key database)."""
     database = tmp_path / "shop.db"
-    port = _free_port()
+    port = free_port()
     log_path = tmp_path / "server.log"
     environment = {
         **os.environ,
         "APIKEYS_DB": str(database),  # the FastAPI example
         "FLASK_APIKEYS_DATABASE_URL": f"sqlite:///{database}",  # the Flask example
     }
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            _command(request.param, port),
-            cwd=ROOT,
-            env=environment,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail("the server did not start:\n" + log_path.read_text())
-                time.sleep(0.05)  # waiting for the server to listen
-            yield request.param, base, database
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    base = f"http://127.0.0.1:{port}"
+    with server_process(
+        _command(request.param, port),
+        ready_url=f"{base}/health",
+        cwd=ROOT,
+        env=environment,
+        log=log_path,
+    ):
+        yield request.param, base, database
 
 
 def _shot(driver: Any, framework: str, name: str) -> None:
@@ -142,6 +114,8 @@ def _shot(driver: Any, framework: str, name: str) -> None:
 def test_traffic_then_revoke_from_the_page(browser: Any, server: tuple[str, str, Path]) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.wait import WebDriverWait
 
     framework, base, database = server
     with KeyManager(SQLiteStore(str(database)), prefix="shop") as keys:
@@ -175,6 +149,8 @@ def test_traffic_then_revoke_from_the_page(browser: Any, server: tuple[str, str,
         browser.find_element(By.LINK_TEXT, "Keys").click()
         search = browser.find_element(By.NAME, "q")
         search.send_keys("checkout", Keys.ENTER)
+        # The form submits asynchronously to this call: wait for the new page.
+        WebDriverWait(browser, 30).until(expected_conditions.url_contains("q=checkout"))
         assert "q=checkout" in browser.current_url  # filters live in the URL
         browser.find_element(By.LINK_TEXT, key_id).click()
         assert "7 requests." in browser.page_source
@@ -188,6 +164,9 @@ def test_traffic_then_revoke_from_the_page(browser: Any, server: tuple[str, str,
         browser.find_element(By.NAME, "reason").send_keys("leaked in a log")
         _shot(browser, framework, "confirm-revoke")
         browser.find_element(By.XPATH, "//button[@type='submit']").click()
+        WebDriverWait(browser, 30).until(
+            expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "[role=status]"))
+        )
         assert "Revoked." in browser.find_element(By.CSS_SELECTOR, "[role=status]").text
         assert "leaked in a log" in browser.page_source
         _shot(browser, framework, "revoked")

@@ -6,23 +6,17 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from web_support import free_port, server_process
+
 PROJECT = Path(__file__).resolve().parents[2] / "examples" / "django_project"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _env(db: Path) -> dict[str, str]:
@@ -55,33 +49,16 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict
         "reader": _manage(env, "createapikey", "--owner", "demo", "--scope", "orders:read"),
         "writer": _manage(env, "createapikey", "--owner", "ops", "-s", "orders:write"),
     }
-    port = _free_port()
-    log = (tmp / "server.log").open("w")
-    process = subprocess.Popen(
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with server_process(
         [sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"],
+        ready_url=base + "/",
         cwd=PROJECT,
         env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(base + "/", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                log.flush()
-                pytest.fail("runserver did not start: " + (tmp / "server.log").read_text())
-            time.sleep(0.1)  # polling a starting server, not waiting on time
+        log=tmp / "server.log",
+    ):
         yield base, keys
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
 
 
 def test_the_example_serves_keys_end_to_end(server: tuple[str, dict[str, str]]) -> None:

@@ -5,18 +5,15 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
-import pytest
+from web_support import free_port, server_process
 
 APPS = Path(__file__).resolve().parent / "apps"
 PREFIX = "e2e"
@@ -79,13 +76,6 @@ FRAMEWORKS = [
 """The served frameworks: another adapter is one more entry (an app in ``apps/``)."""
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def child_env(database_url: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment of a server or ``apikeys`` child: the database, the prefix,
     the cheap test hasher; no inherited apikeys or Django settings."""
@@ -107,38 +97,17 @@ def child_env(database_url: str, extra: Mapping[str, str] | None = None) -> dict
 
 @contextmanager
 def serve(framework: Framework, database_url: str, log_file: Path) -> Iterator[str]:
-    """``framework``'s app in a real server on a free loopback port; its base URL.
-    Stopped (SIGTERM, then kill) at the end."""
+    """``framework``'s app in a real server on a free loopback port; its base URL."""
     port = free_port()
-    with log_file.open("w") as log:
-        process = subprocess.Popen(
-            framework.command(port),
-            cwd=framework.cwd,
-            env=child_env(database_url),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if process.poll() is not None or time.monotonic() > deadline:
-                    log.flush()
-                    pytest.fail(f"{framework.name} did not start:\n{log_file.read_text()}")
-                time.sleep(0.05)  # waiting for the server to listen
-            yield base
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    base = f"http://127.0.0.1:{port}"
+    with server_process(
+        framework.command(port),
+        ready_url=f"{base}/health",
+        cwd=framework.cwd,
+        env=child_env(database_url),
+        log=log_file,
+    ):
+        yield base
 
 
 def apikeys(database_url: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
