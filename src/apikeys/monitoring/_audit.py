@@ -4,9 +4,10 @@ protocol, the in-memory store, and the row encoding the SQL stores share."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol, runtime_checkable
@@ -202,6 +203,34 @@ def check_query(limit: int, key_ids: Sequence[str] | None) -> list[str] | None:
 # --- in memory ------------------------------------------------------------------------
 
 
+def _matcher(
+    key_ids: Sequence[str] | None,
+    owner: str | None,
+    types: Sequence[str] | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> Callable[[AuditEntry], bool]:
+    """The filter of an audit query: of one of ``key_ids`` or of ``owner`` (either
+    matches; neither given: any), of one of ``types``, at or after ``since`` and
+    before ``until``."""
+    wanted = None if key_ids is None else set(key_ids)
+    kinds = None if types is None else set(types)
+
+    def matches(entry: AuditEntry) -> bool:
+        if (wanted is not None or owner is not None) and not (
+            (wanted is not None and entry.key_id in wanted)
+            or (owner is not None and entry.owner == owner)
+        ):
+            return False
+        return (
+            (kinds is None or entry.type in kinds)
+            and (since is None or entry.at >= since)
+            and (until is None or entry.at < until)
+        )
+
+    return matches
+
+
 class MemoryAuditStore:
     """The audit trail in a list, for tests and single-process apps.
 
@@ -253,30 +282,11 @@ class MemoryAuditStore:
         Raises:
             InvalidArgument: a limit outside 1-10000.
         """
-        ids = check_query(limit, key_ids)
-        wanted = None if ids is None else set(ids)
-        kinds = None if types is None else set(types)
+        matches = _matcher(check_query(limit, key_ids), owner, types, since, until)
         with self._lock:
             entries = list(self._entries)
-        found: list[AuditEntry] = []
-        for entry in entries:
-            if after_id is not None and entry.id <= after_id:
-                continue
-            if (wanted is not None or owner is not None) and not (
-                (wanted is not None and entry.key_id in wanted)
-                or (owner is not None and entry.owner == owner)
-            ):
-                continue
-            if since is not None and entry.at < since:
-                continue
-            if until is not None and entry.at >= until:
-                continue
-            if kinds is not None and entry.type not in kinds:
-                continue
-            found.append(entry)
-            if len(found) >= limit:
-                break
-        return found
+        found = (e for e in entries if (after_id is None or e.id > after_id) and matches(e))
+        return list(itertools.islice(found, limit))
 
     def recent(
         self,
@@ -293,25 +303,13 @@ class MemoryAuditStore:
         Raises:
             InvalidArgument: a limit outside 1-10000.
         """
-        ids = check_query(limit, key_ids)
-        wanted = None if ids is None else set(ids)
-        kinds = None if types is None else set(types)
+        matches = _matcher(check_query(limit, key_ids), None, types, since, until)
         with self._lock:
             entries = list(self._entries)
-        found: list[AuditEntry] = []
-        for entry in reversed(entries):
-            if (
-                (before_id is not None and entry.id >= before_id)
-                or (wanted is not None and entry.key_id not in wanted)
-                or (kinds is not None and entry.type not in kinds)
-                or (since is not None and entry.at < since)
-                or (until is not None and entry.at >= until)
-            ):
-                continue
-            found.append(entry)
-            if len(found) >= limit:
-                break
-        return found
+        found = (
+            e for e in reversed(entries) if (before_id is None or e.id < before_id) and matches(e)
+        )
+        return list(itertools.islice(found, limit))
 
     def prune(self, before: datetime) -> int:
         """Delete entries older than ``before``; returns how many."""
